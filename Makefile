@@ -1,0 +1,38 @@
+# The two commands: `make run` (pyfaas with examples/ deployed) and `make test` (the whole suite).
+# Both create .venv and install from uv.lock; the package is installed as a wheel (not editable)
+# so that the tests run against what users install.
+PYTHON ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test install install-test lint bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --no-editable --reinstall-package pyfaas --quiet
+
+install-test: $(UV)
+	$(UV) sync --frozen --extra test --no-editable --reinstall-package pyfaas --quiet
+
+run: install
+	$(VENV)/bin/pyfaas serve --host $(HOST) --port $(PORT) --deploy-dir examples
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest
+
+bench: install-test
+	$(VENV)/bin/python bench/invoke.py
+
+clean:
+	rm -rf $(VENV) .pyfaas dist build

@@ -1,0 +1,2 @@
+def main() -> None:
+    raise SystemExit("pyfaas CLI is being written")

@@ -1,0 +1,51 @@
+"""Domain types and the error hierarchy. Imports nothing but the standard library."""
+
+from pyfaas.model.errors import (
+    Conflict,
+    FunctionExists,
+    FunctionNotFound,
+    InvalidBundle,
+    InvalidFunctionConfig,
+    InvalidPayload,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PyfaasError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
+from pyfaas.model.function import (
+    LATEST,
+    FunctionConfig,
+    FunctionRecord,
+    Limits,
+    validate_name,
+)
+from pyfaas.model.invocation import FunctionVersion, InvocationRequest, InvocationResult
+from pyfaas.model.logs import LogRecord
+
+__all__ = [
+    "LATEST",
+    "Conflict",
+    "FunctionConfig",
+    "FunctionExists",
+    "FunctionNotFound",
+    "FunctionRecord",
+    "FunctionVersion",
+    "InvalidBundle",
+    "InvalidFunctionConfig",
+    "InvalidPayload",
+    "InvalidRequest",
+    "InvocationRequest",
+    "InvocationResult",
+    "Limits",
+    "LogRecord",
+    "NotFound",
+    "PayloadTooLarge",
+    "PyfaasError",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "validate_name",
+]

@@ -1,0 +1,215 @@
+"""Functions: their configuration, identity and the limits they live within."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pyfaas.model.errors import InvalidFunctionConfig
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+HANDLER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+ENV_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+SUPPORTED_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
+LATEST = "$LATEST"
+
+# Variables the platform sets for every worker; a function may read but not override them.
+RESERVED_ENV_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "PYTHONPATH",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Platform limits; Lambda's by default, each configurable on the server."""
+
+    sync_payload_bytes: int = 6 * 1024 * 1024
+    async_payload_bytes: int = 256 * 1024
+    timeout_min_s: int = 1
+    timeout_max_s: int = 900
+    memory_min_mb: int = 128
+    memory_max_mb: int = 10240
+    zipped_code_bytes: int = 50 * 1024 * 1024
+    unzipped_code_bytes: int = 250 * 1024 * 1024
+    log_bytes_per_invocation: int = 1024 * 1024
+    env_total_bytes: int = 4 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    """What a user declares about a function. Validated by :meth:`validate`."""
+
+    name: str
+    handler: str = "handler.handler"
+    runtime: str = "python3.11"
+    memory_mb: int = 128
+    timeout_s: int = 3
+    environment: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def validate(self, limits: Limits) -> FunctionConfig:
+        """Return self if every field is acceptable; raise InvalidFunctionConfig saying what to fix."""
+        validate_name(self.name)
+        if not HANDLER_PATTERN.match(self.handler):
+            raise InvalidFunctionConfig(
+                f"handler {self.handler!r} must look like 'module.function' "
+                "(e.g. 'handler.handler' for def handler(event, context) in handler.py)",
+                code="invalid_handler",
+            )
+        if self.runtime not in SUPPORTED_RUNTIMES:
+            raise InvalidFunctionConfig(
+                f"runtime {self.runtime!r} is not supported; use one of "
+                + ", ".join(SUPPORTED_RUNTIMES),
+                code="invalid_runtime",
+            )
+        if not limits.memory_min_mb <= self.memory_mb <= limits.memory_max_mb:
+            raise InvalidFunctionConfig(
+                f"memory_mb {self.memory_mb} is outside {limits.memory_min_mb}-"
+                f"{limits.memory_max_mb} MB",
+                code="invalid_memory",
+            )
+        if not limits.timeout_min_s <= self.timeout_s <= limits.timeout_max_s:
+            raise InvalidFunctionConfig(
+                f"timeout_s {self.timeout_s} is outside {limits.timeout_min_s}-"
+                f"{limits.timeout_max_s} seconds",
+                code="invalid_timeout",
+            )
+        if len(self.description) > 256:
+            raise InvalidFunctionConfig(
+                "description is longer than 256 characters", code="invalid_description"
+            )
+        validate_environment(self.environment, limits)
+        return self
+
+    def with_changes(self, **changes: Any) -> FunctionConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "handler": self.handler,
+            "runtime": self.runtime,
+            "memory_mb": self.memory_mb,
+            "timeout_s": self.timeout_s,
+            "environment": dict(self.environment),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FunctionConfig:
+        """Build from a client's JSON object; unknown or mistyped fields are a clear error."""
+        if not isinstance(data, dict):
+            raise InvalidFunctionConfig("function configuration must be a JSON object")
+        known = {
+            "name",
+            "handler",
+            "runtime",
+            "memory_mb",
+            "timeout_s",
+            "environment",
+            "description",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidFunctionConfig(
+                f"unknown configuration field(s): {', '.join(unknown)}; known: "
+                + ", ".join(sorted(known)),
+                code="unknown_field",
+            )
+        expected: dict[str, type] = {
+            "name": str,
+            "handler": str,
+            "runtime": str,
+            "memory_mb": int,
+            "timeout_s": int,
+            "environment": dict,
+            "description": str,
+        }
+        for key, typ in expected.items():
+            if key in data and (not isinstance(data[key], typ) or isinstance(data[key], bool)):
+                raise InvalidFunctionConfig(
+                    f"{key} must be of type {typ.__name__}, got {type(data[key]).__name__}",
+                    code="invalid_type",
+                )
+        if "name" not in data:
+            raise InvalidFunctionConfig("a function needs a name", code="invalid_name")
+        env = data.get("environment", {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise InvalidFunctionConfig(
+                "environment must map strings to strings", code="invalid_environment"
+            )
+        return cls(**data)
+
+
+def validate_name(name: str) -> str:
+    """Raise InvalidFunctionConfig unless ``name`` is 1-64 letters, digits, '-' or '_'."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidFunctionConfig(
+            f"invalid function name {name!r}: use 1-64 letters, digits, '-' or '_'",
+            code="invalid_name",
+        )
+    return name
+
+
+def validate_environment(env: dict[str, str], limits: Limits) -> None:
+    for key in env:
+        if not ENV_KEY_PATTERN.match(key):
+            raise InvalidFunctionConfig(
+                f"environment variable name {key!r} must start with a letter and hold only "
+                "letters, digits and '_'",
+                code="invalid_environment",
+            )
+        if key in RESERVED_ENV_KEYS or key.startswith("AWS_LAMBDA_"):
+            raise InvalidFunctionConfig(
+                f"environment variable {key!r} is reserved by the runtime",
+                code="reserved_environment_variable",
+            )
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+    if size > limits.env_total_bytes:
+        raise InvalidFunctionConfig(
+            f"environment variables total {size} bytes, over the {limits.env_total_bytes}-byte limit",
+            code="invalid_environment",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRecord:
+    """A deployed function as stored: its config, the code it runs and when it changed."""
+
+    config: FunctionConfig
+    code_sha256: str
+    code_size: int
+    layer_sha256: str | None
+    version: str
+    created_at: float
+    updated_at: float
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.config.to_dict()
+        out.update(
+            code_sha256=self.code_sha256,
+            code_size=self.code_size,
+            layer_sha256=self.layer_sha256,
+            version=self.version,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+        return out

@@ -1,0 +1,80 @@
+"""Invocations: what runs (a function version), what is asked of it, and what came back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionVersion:
+    """One immutable, runnable function version: everything a worker needs to start.
+
+    ``code_dir`` is the unpacked, read-only bundle (the worker's LAMBDA_TASK_ROOT);
+    ``layer_dir`` holds the installed requirements, or is None when there are none.
+    Two FunctionVersions with the same ``pool_key`` may share warm workers.
+    """
+
+    name: str
+    version: str
+    handler: str
+    runtime: str
+    memory_mb: int
+    timeout_s: int
+    environment: tuple[tuple[str, str], ...]
+    code_sha256: str
+    code_dir: str
+    layer_dir: str | None = None
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+
+    @property
+    def pool_key(self) -> tuple[object, ...]:
+        return (
+            self.name,
+            self.version,
+            self.handler,
+            self.memory_mb,
+            self.timeout_s,
+            self.environment,
+            self.code_sha256,
+            self.layer_dir,
+        )
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRequest:
+    """One call of a function. ``payload`` is the event as JSON bytes (already validated)."""
+
+    request_id: str
+    payload: bytes
+    invoked_function_arn: str = ""
+    client_context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """What an invocation produced.
+
+    ``body`` is JSON bytes: the handler's result, or Lambda's error object
+    (errorMessage/errorType/stackTrace) when ``function_error`` is set ("Unhandled").
+    ``logs`` is what the handler wrote to stdout/stderr/logging during the call, truncated
+    to the server's per-invocation limit. Durations are milliseconds.
+    """
+
+    request_id: str
+    body: bytes
+    function_error: str | None = None
+    duration_ms: float = 0.0
+    init_duration_ms: float | None = None
+    max_memory_used_mb: int = 0
+    logs: str = ""
+    version: str = "$LATEST"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def cold_start(self) -> bool:
+        return self.init_duration_ms is not None
