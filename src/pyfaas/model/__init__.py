@@ -1,6 +1,7 @@
 """Domain types and the error hierarchy. Imports nothing but the standard library."""
 
 from pyfaas.model.errors import (
+    ConfigurationError,
     Conflict,
     FunctionExists,
     FunctionNotFound,
@@ -27,6 +28,7 @@ from pyfaas.model.logs import LogRecord
 
 __all__ = [
     "LATEST",
+    "ConfigurationError",
     "Conflict",
     "FunctionConfig",
     "FunctionExists",

@@ -117,3 +117,9 @@ class ServiceUnavailable(PyfaasError):
 
     status = 503
     code = "service_unavailable"
+
+
+class ConfigurationError(PyfaasError):
+    """The server's configuration cannot work (raised at start-up, before serving)."""
+
+    code = "invalid_server_config"

@@ -62,7 +62,7 @@ class FunctionConfig:
     description: str = ""
 
     def validate(self, limits: Limits) -> FunctionConfig:
-        """Return self if every field is acceptable; raise InvalidFunctionConfig saying what to fix."""
+        """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
         validate_name(self.name)
         if not HANDLER_PATTERN.match(self.handler):
             raise InvalidFunctionConfig(
@@ -181,7 +181,8 @@ def validate_environment(env: dict[str, str], limits: Limits) -> None:
     size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
     if size > limits.env_total_bytes:
         raise InvalidFunctionConfig(
-            f"environment variables total {size} bytes, over the {limits.env_total_bytes}-byte limit",
+            f"environment variables total {size} bytes, over the "
+            f"{limits.env_total_bytes}-byte limit",
             code="invalid_environment",
         )
 

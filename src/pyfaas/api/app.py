@@ -1,0 +1,94 @@
+"""The Starlette application: routes, error rendering, authentication, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+import pyfaas
+from pyfaas.api import errors
+from pyfaas.api.auth import TokenAuthMiddleware
+from pyfaas.api.functions import (
+    create_function,
+    delete_function,
+    get_function,
+    list_functions,
+    put_function,
+)
+from pyfaas.api.invoke import invoke_function
+from pyfaas.api.logs import function_logs
+from pyfaas.api.responses import JSONResponse
+from pyfaas.api.services import ApiServices
+from pyfaas.model import PyfaasError
+
+_schemas = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "pyfaas",
+            "version": pyfaas.__version__,
+            "description": "Serverless functions for Python. Errors are "
+            '{"error": {"code": "...", "message": "..."}} with stable codes.',
+        },
+    }
+)
+
+
+async def health(request: Request) -> Response:
+    """Whether the server is up.
+    ---
+    summary: Health check
+    responses:
+      200: {description: "{status: ok, version}"}
+    """
+    ready = getattr(request.app.state, "services", None) is not None
+    return JSONResponse(
+        {"status": "ok" if ready else "starting", "version": pyfaas.__version__},
+        status_code=200 if ready else 503,
+    )
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(_schemas.get_schema(routes=request.app.routes))
+
+
+ROUTES = [
+    Route("/v1/health", health, methods=["GET"]),
+    Route("/v1/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    Route("/v1/functions", list_functions, methods=["GET"]),
+    Route("/v1/functions", create_function, methods=["POST"]),
+    Route("/v1/functions/{name}", get_function, methods=["GET"]),
+    Route("/v1/functions/{name}", put_function, methods=["PUT"]),
+    Route("/v1/functions/{name}", delete_function, methods=["DELETE"]),
+    Route("/v1/functions/{name}/invoke", invoke_function, methods=["POST"]),
+    Route("/v1/functions/{name}/logs", function_logs, methods=["GET"]),
+]
+
+
+def create_app(
+    *,
+    token: str | None,
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+) -> Starlette:
+    """Build the ASGI app. The server puts an ApiServices on ``app.state.services``."""
+    middleware = [Middleware(TokenAuthMiddleware, token=token)] if token else []
+    handlers: dict[Any, Any] = {
+        PyfaasError: errors.pyfaas_error,
+        HTTPException: errors.http_error,
+        Exception: errors.unexpected_error,
+    }
+    return Starlette(
+        routes=ROUTES, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
+    )
+
+
+__all__ = ["ApiServices", "create_app"]

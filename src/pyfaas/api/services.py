@@ -1,0 +1,29 @@
+"""What the API needs from the rest of pyfaas, handed over by the server at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+
+from pyfaas.control import FunctionService, InvocationService, LogQueryService
+from pyfaas.executor import ExecutorBackend
+from pyfaas.model import Limits, ServiceUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    functions: FunctionService
+    invocations: InvocationService
+    logs: LogQueryService
+    executor: ExecutorBackend
+    limits: Limits
+    upload_dir: Path
+
+
+def services(request: Request) -> ApiServices:
+    found: ApiServices | None = getattr(request.app.state, "services", None)
+    if found is None:
+        raise ServiceUnavailable("the server is starting or stopping; retry in a moment")
+    return found

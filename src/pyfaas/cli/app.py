@@ -1,0 +1,301 @@
+"""Commands of the ``pyfaas`` CLI. Each parses its options, makes one call, renders."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pyfaas.cli.client import ApiClient, CliError
+from pyfaas.cli.upload import upload_bundle
+
+app = typer.Typer(
+    name="pyfaas",
+    help="Serverless functions for Python on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Server URL [env: PYFAAS_URL; default 127.0.0.1:8080]")
+]
+TokenOpt = Annotated[str | None, typer.Option("--token", help="API token [env: PYFAAS_TOKEN]")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default 8080]")] = None,
+    home: Annotated[Path | None, typer.Option(help="Data directory [default ./.pyfaas]")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///... or postgresql+psycopg://...")
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="Require this API token")] = None,
+    deploy_dir: Annotated[
+        Path | None, typer.Option(help="Deploy each sub-directory of this one at start")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="pyfaas.toml to read")] = None,
+) -> None:
+    """Run a pyfaas server (SQLite and local workers unless configured otherwise)."""
+    from pyfaas.model import ConfigurationError
+    from pyfaas.server import ServerConfig, run
+
+    try:
+        cfg = ServerConfig.load(
+            file=config,
+            host=host,
+            port=port,
+            home=home,
+            database_url=database_url,
+            token=token,
+            deploy_dir=deploy_dir,
+        )
+    except ConfigurationError as exc:
+        raise CliError(exc.message) from None
+    if cfg.deploy_dir is not None and not cfg.deploy_dir.is_dir():
+        raise CliError(f"--deploy-dir {cfg.deploy_dir} is not a directory")
+    err.print(f"pyfaas serving on http://{cfg.host}:{cfg.port} (data in {cfg.home})")
+    run(cfg)
+
+
+@app.command()
+def deploy(
+    path: Annotated[Path, typer.Argument(help="Directory or .zip holding the code")],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="[default: from path]")] = None,
+    handler: Annotated[str, typer.Option(help="module.function")] = "handler.handler",
+    runtime: Annotated[str, typer.Option()] = "python3.11",
+    memory: Annotated[int, typer.Option(help="Memory in MB")] = 128,
+    timeout: Annotated[int, typer.Option(help="Timeout in seconds")] = 3,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE, repeatable")
+    ] = None,
+    description: Annotated[str, typer.Option()] = "",
+    no_overwrite: Annotated[
+        bool, typer.Option("--no-overwrite", help="Fail if the function exists")
+    ] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Create a function, or update its code and configuration if it exists."""
+    if not path.exists():
+        raise CliError(f"{path} does not exist")
+    fname = name or (path.stem if path.is_file() else path.resolve().name)
+    config = {
+        "name": fname,
+        "handler": handler,
+        "runtime": runtime,
+        "memory_mb": memory,
+        "timeout_s": timeout,
+        "environment": _parse_env(env or []),
+        "description": description,
+    }
+    client = ApiClient(url, token)
+    result = upload_bundle(client, path, config, create_only=no_overwrite, console=err)
+    state = "Created" if result["created"] else ("Updated" if result["changed"] else "Unchanged")
+    err.print(
+        f"[green]✓[/green] {state} [bold]{fname}[/bold] "
+        f"(code {result['code_sha256'][:12]}, {result['code_size']:,} bytes"
+        + (", with a dependency layer" if result.get("layer_sha256") else "")
+        + ")"
+    )
+
+
+@app.command()
+def invoke(
+    name: Annotated[str, typer.Argument(help="Function name")],
+    payload: Annotated[
+        str | None,
+        typer.Option("--payload", "-p", help="JSON event, @file, or - for stdin [default {}]"),
+    ] = None,
+    show_log: Annotated[bool, typer.Option("--log", "-l", help="Print the log tail")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Invoke a function and print its JSON result."""
+    body = _read_payload(payload)
+    headers = {"Content-Type": "application/json"}
+    if show_log:
+        headers["X-Pyfaas-Log-Type"] = "Tail"
+    response = ApiClient(url, token).request(
+        "POST", f"/v1/functions/{name}/invoke", content=body, headers=headers
+    )
+    if show_log and "x-pyfaas-log-result" in response.headers:
+        err.print(
+            base64.b64decode(response.headers["x-pyfaas-log-result"]).decode(errors="replace"),
+            end="",
+            markup=False,
+            highlight=False,
+        )
+    sys.stdout.write(response.text + "\n")
+    if "x-pyfaas-function-error" in response.headers:
+        detail = response.json()
+        raise CliError(
+            f"function error: {detail.get('errorType', '?')}: {detail.get('errorMessage', '')}"
+            f" (request {response.headers.get('x-pyfaas-request-id')})"
+        )
+
+
+@app.command("ls")
+def list_functions(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """List functions."""
+    functions = ApiClient(url, token).json("GET", "/v1/functions")["functions"]
+    if as_json:
+        sys.stdout.write(json.dumps(functions, indent=2) + "\n")
+        return
+    table = Table("name", "handler", "runtime", "memory", "timeout", "code", "updated")
+    for f in functions:
+        table.add_row(
+            f["name"],
+            f["handler"],
+            f["runtime"],
+            f"{f['memory_mb']} MB",
+            f"{f['timeout_s']} s",
+            f["code_sha256"][:12],
+            _when(f["updated_at"]),
+        )
+    out.print(table if functions else "No functions yet: `pyfaas deploy PATH` creates one.")
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="Function name")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Show a function's configuration and workers."""
+    info = ApiClient(url, token).json("GET", f"/v1/functions/{name}")
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return
+    table = Table(show_header=False, box=None)
+    for key in (
+        "name",
+        "handler",
+        "runtime",
+        "memory_mb",
+        "timeout_s",
+        "description",
+        "version",
+        "code_sha256",
+        "code_size",
+        "layer_sha256",
+    ):
+        table.add_row(f"[bold]{key}[/bold]", str(info.get(key) or "-"))
+    table.add_row(
+        "[bold]environment[/bold]",
+        ", ".join(f"{k}={v}" for k, v in info["environment"].items()) or "-",
+    )
+    table.add_row(
+        "[bold]created / updated[/bold]",
+        f"{_when(info['created_at'])} / {_when(info['updated_at'])}",
+    )
+    table.add_row(
+        "[bold]workers[/bold]", ", ".join(f"{k}={v}" for k, v in info.get("stats", {}).items())
+    )
+    out.print(table)
+
+
+@app.command("rm")
+def remove(
+    name: Annotated[str, typer.Argument(help="Function name")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Delete a function, its logs and its workers."""
+    ApiClient(url, token).request("DELETE", f"/v1/functions/{name}")
+    err.print(f"[green]✓[/green] Deleted [bold]{name}[/bold]")
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Function name")],
+    request_id: Annotated[str | None, typer.Option("--request-id", "-r")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new logs")] = False,
+    limit: Annotated[int, typer.Option(help="How many invocations to show")] = 20,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Print a function's logs: START, the handler's output, END and REPORT lines."""
+    client = ApiClient(url, token)
+    params: dict[str, Any] = {"limit": limit}
+    if request_id:
+        params["request_id"] = request_id
+    page = client.json("GET", f"/v1/functions/{name}/logs", params=params)
+    _print_records(page["records"])
+    after = page["last_id"]
+    while follow:
+        time.sleep(0.25)
+        page = client.json(
+            "GET", f"/v1/functions/{name}/logs", params={**params, "after": after, "limit": 1000}
+        )
+        _print_records(page["records"])
+        after = page["last_id"]
+
+
+def _print_records(records: list[dict[str, Any]]) -> None:
+    for record in records:
+        sys.stdout.write(record["text"])
+    sys.stdout.flush()
+
+
+def _read_payload(payload: str | None) -> bytes:
+    if payload is None:
+        return b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
+    if payload == "-":
+        return sys.stdin.buffer.read()
+    if payload.startswith("@"):
+        try:
+            return Path(payload[1:]).read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read payload file {payload[1:]}: {exc.strerror}") from None
+    return payload.encode()
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--env takes KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def main() -> None:
+    """Entry point: run a command; errors become one line on stderr and exit status 1."""
+    try:
+        app(standalone_mode=False)
+    except CliError as exc:
+        err.print(f"[red]pyfaas: {exc.message}[/red]", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

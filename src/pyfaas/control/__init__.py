@@ -1,0 +1,10 @@
+"""The control plane's services: deploy, look up, delete and invoke functions.
+
+The API calls these; they compose the store, packaging, executor and telemetry rooms.
+"""
+
+from pyfaas.control.functions import DeployOutcome, FunctionService
+from pyfaas.control.invocations import InvocationService
+from pyfaas.control.logs import LogQueryService
+
+__all__ = ["DeployOutcome", "FunctionService", "InvocationService", "LogQueryService"]

@@ -1,0 +1,76 @@
+"""Synchronous invocations: payload checks, execution, and the log of each call."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+
+from pyfaas.control.functions import FunctionService
+from pyfaas.executor import ExecutorBackend
+from pyfaas.model import (
+    InvalidPayload,
+    InvocationRequest,
+    InvocationResult,
+    Limits,
+    LogRecord,
+    PayloadTooLarge,
+)
+from pyfaas.telemetry import LogWriter, format_invocation_log
+
+
+class InvocationService:
+    """Runs one invocation of a function and records its log."""
+
+    def __init__(
+        self,
+        functions: FunctionService,
+        executor: ExecutorBackend,
+        logs: LogWriter,
+        limits: Limits,
+    ) -> None:
+        self._functions = functions
+        self._executor = executor
+        self._logs = logs
+        self._limits = limits
+
+    def check_payload(self, payload: bytes) -> bytes:
+        """Return the payload to pass on (``{}`` when empty).
+
+        Raises PayloadTooLarge over the sync limit and InvalidPayload when it is not JSON.
+        """
+        if len(payload) > self._limits.sync_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload is {len(payload)} bytes; the limit for synchronous invocations "
+                f"is {self._limits.sync_payload_bytes} bytes",
+            )
+        if not payload.strip():
+            return b"{}"
+        try:
+            orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
+        return payload
+
+    async def invoke(self, name: str, payload: bytes) -> InvocationResult:
+        """Run ``name`` with ``payload`` and wait for its result.
+
+        Raises FunctionNotFound, PayloadTooLarge, InvalidPayload. Handler errors, timeouts and
+        crashes are not raised: they come back as a result with ``function_error`` set.
+        """
+        fv = await self._functions.resolve(name)
+        payload = self.check_payload(payload)
+        request = InvocationRequest(
+            request_id=str(uuid.uuid4()), payload=payload, invoked_function_arn=fv.arn
+        )
+        result = await self._executor.invoke(fv, request)
+        self._logs.submit(
+            LogRecord(
+                function=name,
+                request_id=request.request_id,
+                timestamp=time.time(),
+                text=format_invocation_log(fv, result),
+            )
+        )
+        return result

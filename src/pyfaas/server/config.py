@@ -1,0 +1,122 @@
+"""The one configuration object of a pyfaas server, from defaults, pyfaas.toml and PYFAAS_*."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyfaas.model import ConfigurationError, Limits
+
+EXECUTORS = ("local",)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a server needs to start.
+
+    Precedence, lowest first: defaults, the ``[server]`` and ``[limits]`` tables of
+    ``pyfaas.toml``, ``PYFAAS_*`` environment variables, explicit overrides (CLI flags).
+    """
+
+    home: Path = Path(".pyfaas")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    executor: str = "local"
+    idle_timeout_s: float = 600.0
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    deploy_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'pyfaas.db').resolve()}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check(self) -> ServerConfig:
+        """Raise ConfigurationError for settings that cannot work; return self otherwise."""
+        if self.executor not in EXECUTORS:
+            raise ConfigurationError(
+                f"executor {self.executor!r} is not available; use one of {', '.join(EXECUTORS)}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigurationError(f"port {self.port} is not a TCP port (0-65535)")
+        if not self.is_loopback and not self.token:
+            raise ConfigurationError(
+                f"refusing to listen on {self.host} without an API token: set PYFAAS_TOKEN "
+                "(or --token) so that only callers holding it get in, or bind to 127.0.0.1"
+            )
+        if self.idle_timeout_s <= 0:
+            raise ConfigurationError("idle_timeout_s must be positive")
+        return self
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> ServerConfig:
+        """Build the configuration; raises ConfigurationError naming the bad setting."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        limits: dict[str, Any] = {}
+        path = file or Path(env.get("PYFAAS_CONFIG", "pyfaas.toml"))
+        if path.is_file():
+            try:
+                doc = tomllib.loads(path.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigurationError(f"{path}: {exc}") from None
+            values.update(doc.get("server", {}))
+            limits.update(doc.get("limits", {}))
+        elif file is not None:
+            raise ConfigurationError(f"configuration file {file} does not exist")
+        for f in dataclasses.fields(cls):
+            if f.name != "limits" and f"PYFAAS_{f.name.upper()}" in env:
+                values[f.name] = env[f"PYFAAS_{f.name.upper()}"]
+        for f in dataclasses.fields(Limits):
+            if f"PYFAAS_LIMIT_{f.name.upper()}" in env:
+                limits[f.name] = env[f"PYFAAS_LIMIT_{f.name.upper()}"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            built_limits = Limits(**{k: int(v) for k, v in limits.items()})
+            return cls(limits=built_limits, **_coerce(values)).check()
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"bad configuration value: {exc}") from None
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    known = {f.name: f for f in dataclasses.fields(ServerConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigurationError(f"unknown server setting(s): {', '.join(unknown)}")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in ("home", "deploy_dir"):
+            out[key] = Path(value)
+        elif key == "port":
+            out[key] = int(value)
+        elif key == "idle_timeout_s":
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out

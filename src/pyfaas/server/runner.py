@@ -1,0 +1,143 @@
+"""Starting and stopping a pyfaas server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+
+from pyfaas.api import ApiServices, create_app
+from pyfaas.control import FunctionService, InvocationService, LogQueryService
+from pyfaas.executor import ExecutorBackend, LocalExecutor
+from pyfaas.model import FunctionConfig, PyfaasError
+from pyfaas.packaging import CodeStore
+from pyfaas.packaging.archive import zip_directory
+from pyfaas.server.config import ServerConfig
+from pyfaas.store import Store, open_store
+from pyfaas.telemetry import LogWriter
+
+log = logging.getLogger("pyfaas.server")
+
+
+class Server:
+    """Owns every long-lived part of a running server and their start/stop order."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._store: Store | None = None
+        self._executor: ExecutorBackend | None = None
+        self._logs: LogWriter | None = None
+        self.services: ApiServices | None = None
+
+    async def start(self) -> ApiServices:
+        cfg = self.config
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        self._store = store = await open_store(cfg.store_url)
+        self._executor = executor = LocalExecutor(
+            limits=cfg.limits,
+            scratch_dir=cfg.home / "workers",
+            idle_timeout_s=cfg.idle_timeout_s,
+        )
+        await executor.start()
+        self._logs = logs = LogWriter(store)
+        await logs.start()
+        functions = FunctionService(
+            store,
+            CodeStore(cfg.home, cfg.limits),
+            executor,
+            cfg.limits,
+            region=cfg.region,
+            account_id=cfg.account_id,
+        )
+        self.services = ApiServices(
+            functions=functions,
+            invocations=InvocationService(functions, executor, logs, cfg.limits),
+            logs=LogQueryService(store, logs),
+            executor=executor,
+            limits=cfg.limits,
+            upload_dir=cfg.home / "uploads",
+        )
+        if cfg.deploy_dir is not None:
+            await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
+        return self.services
+
+    async def stop(self) -> None:
+        """Stop workers, write pending logs, close the store. Safe to call twice."""
+        self.services = None
+        if self._executor is not None:
+            await self._executor.close()
+            self._executor = None
+        if self._logs is not None:
+            await self._logs.close()
+            self._logs = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+
+async def deploy_directory(functions: FunctionService, root: Path, scratch: Path) -> None:
+    """Deploy each sub-directory of ``root`` as a function named after it.
+
+    A function that fails to deploy is reported and skipped: the server still starts.
+    """
+    for path in await asyncio.to_thread(_subdirectories, root, scratch):
+        with tempfile.NamedTemporaryFile(dir=scratch, suffix=".zip") as tmp:
+            await asyncio.to_thread(_zip_to, path, Path(tmp.name))
+            try:
+                outcome = await functions.deploy(FunctionConfig(name=path.name), Path(tmp.name))
+            except PyfaasError as exc:
+                log.error("could not deploy %s: %s (%s)", path, exc.message, exc.code)
+                continue
+        state = "created" if outcome.created else ("updated" if outcome.changed else "unchanged")
+        log.info("deployed %s from %s (%s)", path.name, path, state)
+
+
+def _subdirectories(root: Path, scratch: Path) -> list[Path]:
+    scratch.mkdir(parents=True, exist_ok=True)
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _zip_to(directory: Path, target: Path) -> None:
+    with target.open("wb") as out:
+        zip_directory(directory, out)
+
+
+def build_app(config: ServerConfig) -> Starlette:
+    """The ASGI app of a server; its lifespan starts and stops everything."""
+    server = Server(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            app.state.services = await server.start()
+            yield
+        finally:
+            app.state.services = None
+            await server.stop()
+
+    return create_app(token=config.token, lifespan=lifespan)
+
+
+def run(config: ServerConfig) -> None:
+    """Serve until interrupted (blocking). Raises ConfigurationError for unusable settings."""
+    config.check()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        build_app(config),
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="info",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
