@@ -1,0 +1,45 @@
+"""Capturing everything a handler writes: print, logging, os.write(1), child processes.
+
+Descriptors 1 and 2 point at one unlinked file opened O_APPEND, so Python-level and fd-level
+writes land in order. After each invocation the file is read (up to a cap) and truncated:
+a handler that writes 100 MB costs disk for a moment, never the server's memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import tempfile
+
+
+class OutputCapture:
+    """Owns fds 1 and 2 of the worker; ``take`` returns what was written since the last call."""
+
+    def __init__(self, directory: str, cap_bytes: int) -> None:
+        self._cap = cap_bytes
+        fd, path = tempfile.mkstemp(prefix=".output-", dir=directory)
+        os.unlink(path)
+        os.set_blocking(fd, True)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=True, errors="backslashreplace")  # type: ignore[union-attr]
+
+    def take(self) -> str:
+        """Flush and return what was written (truncated to the cap), then start afresh."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        size = os.fstat(1).st_size
+        if not size:
+            return ""
+        data = os.pread(1, min(size, self._cap), 0)
+        os.ftruncate(1, 0)
+        text = data.decode("utf-8", errors="replace")
+        if size > self._cap:
+            text += f"\n[pyfaas: {size - self._cap} bytes of log output truncated]\n"
+        return text
