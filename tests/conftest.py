@@ -108,7 +108,7 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
 def zip_bytes(files: dict[str, str | bytes]) -> bytes:
     """A zip holding ``files`` (relative path -> content)."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, content in files.items():
             zf.writestr(name, content)
     return buf.getvalue()

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.upload import upload_bundle
@@ -24,8 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Off a terminal (pipes, scripts) Rich would wrap at 80 columns; lines are kept whole instead.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
 
 UrlOpt = Annotated[
     str | None, typer.Option("--url", help="Server URL [env: PYFAAS_URL; default 127.0.0.1:8080]")
@@ -286,7 +288,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except CliError as exc:
-        err.print(f"[red]pyfaas: {exc.message}[/red]", highlight=False)
+        err.print(Text(f"pyfaas: {exc.message}", style="red"))
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyfaas
 from pyfaas.model import FunctionVersion, InvalidBundle, InvocationRequest, Limits
@@ -84,6 +84,9 @@ class WorkerProcess:
         self.invocations = 0
         self._channel = channel
         self._scratch = scratch
+        assert channel.transport is not None
+        # uvloop's pipe transports are not asyncio.WriteTransport subclasses, hence the cast.
+        self._stdin = cast(asyncio.WriteTransport, channel.transport.get_pipe_transport(0))
 
     @classmethod
     async def start(
@@ -129,6 +132,7 @@ class WorkerProcess:
         if hello["t"] == "init_error":
             await worker.stop()
             raise InvalidBundle(hello["message"], code=hello["code"])
+        channel.waiter = None
         worker.init_ms = hello["init_ms"]
         return worker
 
@@ -140,10 +144,8 @@ class WorkerProcess:
         channel = self._channel
         assert channel.transport is not None
         waiter = channel.waiter = asyncio.get_running_loop().create_future()
-        stdin = channel.transport.get_pipe_transport(0)
-        assert isinstance(stdin, asyncio.WriteTransport)
         self.invocations += 1
-        stdin.write(
+        self._stdin.write(
             encode(
                 {
                     "t": "invoke",
@@ -157,6 +159,7 @@ class WorkerProcess:
         )
         try:
             reply = await asyncio.wait_for(waiter, timeout_s)
+            channel.waiter = None
         except TimeoutError:
             self.kill()
             raise
