@@ -17,7 +17,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
         }
     )
     await send({"type": "http.response.body", "body": b"{}"})

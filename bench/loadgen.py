@@ -45,7 +45,10 @@ def _response_complete(buf: bytes) -> int:
         return 0
     head = buf[:end].lower()
     i = head.find(b"content-length:")
-    length = int(head[i + 15 : head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0 else None])
+    if i < 0:
+        raise RuntimeError(f"response without content-length: {bytes(buf[:300])!r}")
+    line_end = head.find(b"\r\n", i)
+    length = int(head[i + 15 : line_end if line_end > 0 else None])
     total = end + 4 + length
     return total if len(buf) >= total else 0
 

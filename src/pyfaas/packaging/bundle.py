@@ -11,6 +11,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,12 @@ def extract_bundle(zip_path: Path, code_root: Path, limits: Limits) -> Bundle:
     with archive:
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=code_root))
         try:
-            sha, size = _extract(archive, staging, limits)
+            try:
+                sha, size = _extract(archive, staging, limits)
+            except (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError) as exc:
+                raise InvalidBundle(
+                    f"the archive is corrupt ({exc}); build it again", code="bundle_not_zip"
+                ) from None
             requirements = _read_requirements(staging)
             _make_read_only(staging)
             final = code_root / sha
