@@ -62,6 +62,8 @@ async def openapi(request: Request) -> Response:
 
 
 ROUTES = [
+    # Starlette matches routes in order: the hot path goes first.
+    Route("/v1/functions/{name}/invoke", invoke_function, methods=["POST"]),
     Route("/v1/health", health, methods=["GET"]),
     Route("/v1/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     Route("/v1/functions", list_functions, methods=["GET"]),
@@ -69,7 +71,6 @@ ROUTES = [
     Route("/v1/functions/{name}", get_function, methods=["GET"]),
     Route("/v1/functions/{name}", put_function, methods=["PUT"]),
     Route("/v1/functions/{name}", delete_function, methods=["DELETE"]),
-    Route("/v1/functions/{name}/invoke", invoke_function, methods=["POST"]),
     Route("/v1/functions/{name}/logs", function_logs, methods=["GET"]),
 ]
 

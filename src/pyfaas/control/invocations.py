@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 
@@ -14,10 +15,9 @@ from pyfaas.model import (
     InvocationRequest,
     InvocationResult,
     Limits,
-    LogRecord,
     PayloadTooLarge,
 )
-from pyfaas.telemetry import LogWriter, format_invocation_log
+from pyfaas.telemetry import LogWriter
 
 
 class InvocationService:
@@ -62,15 +62,14 @@ class InvocationService:
         fv = await self._functions.resolve(name)
         payload = self.check_payload(payload)
         request = InvocationRequest(
-            request_id=str(uuid.uuid4()), payload=payload, invoked_function_arn=fv.arn
+            request_id=new_request_id(), payload=payload, invoked_function_arn=fv.arn
         )
+        started = time.time()
         result = await self._executor.invoke(fv, request)
-        self._logs.submit(
-            LogRecord(
-                function=name,
-                request_id=request.request_id,
-                timestamp=time.time(),
-                text=format_invocation_log(fv, result),
-            )
-        )
+        self._logs.submit_invocation(fv, result, started)
         return result
+
+
+def new_request_id() -> str:
+    """A random UUID4 string. Request ids must be unique, not secret: no syscall needed."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))

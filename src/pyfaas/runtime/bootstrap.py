@@ -190,7 +190,8 @@ class Worker:
         return self._loop
 
     def serve(self, in_fd: int) -> None:
-        while (message := wire.read_frame(in_fd)) is not None:
+        frames = wire.FrameReader(in_fd)
+        while (message := frames.next()) is not None:
             wire.write_frame(self._out, self.invoke(message))
 
 

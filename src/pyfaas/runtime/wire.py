@@ -35,17 +35,22 @@ class FrameDecoder:
         return messages
 
 
-def read_frame(fd: int) -> dict[str, Any] | None:
-    """Read one message from ``fd`` (blocking); None at end of stream."""
-    header = _read_exactly(fd, 4)
-    if header is None:
-        return None
-    (size,) = HEADER.unpack(header)
-    body = _read_exactly(fd, size)
-    if body is None:
-        return None
-    message: dict[str, Any] = msgpack.unpackb(body, raw=False)
-    return message
+class FrameReader:
+    """Blocking reads of whole messages from ``fd``, one read(2) per message when it fits."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._decoder = FrameDecoder()
+        self._ready: list[dict[str, Any]] = []
+
+    def next(self) -> dict[str, Any] | None:
+        """The next message; None at end of stream."""
+        while not self._ready:
+            chunk = os.read(self._fd, 1 << 16)
+            if not chunk:
+                return None
+            self._ready = self._decoder.feed(chunk)
+        return self._ready.pop(0)
 
 
 def write_frame(fd: int, message: dict[str, Any]) -> None:
@@ -54,14 +59,3 @@ def write_frame(fd: int, message: dict[str, Any]) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)

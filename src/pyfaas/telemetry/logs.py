@@ -8,9 +8,24 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from pyfaas.model import LogRecord
+from pyfaas.model import FunctionVersion, InvocationResult, LogRecord
+from pyfaas.telemetry.report import format_invocation_log
 
 log = logging.getLogger("pyfaas.telemetry")
+
+_Invocation = tuple[FunctionVersion, InvocationResult, float]
+
+
+def _as_record(item: LogRecord | _Invocation) -> LogRecord:
+    if isinstance(item, LogRecord):
+        return item
+    fv, result, started = item
+    return LogRecord(
+        function=fv.name,
+        request_id=result.request_id,
+        timestamp=started,
+        text=format_invocation_log(fv, result),
+    )
 
 
 class LogSink(Protocol):
@@ -31,14 +46,23 @@ class LogWriter:
         self._sink = sink
         self._interval_s = interval_s
         self._max_batch = max_batch
-        self._pending: list[LogRecord] = []
+        self._pending: list[LogRecord | _Invocation] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
 
     def submit(self, record: LogRecord) -> None:
         """Queue one record for the next batch."""
-        self._pending.append(record)
+        self._queue(record)
+
+    def submit_invocation(
+        self, fv: FunctionVersion, result: InvocationResult, started: float
+    ) -> None:
+        """Queue an invocation's log; its START/END/REPORT text is made at flush time."""
+        self._queue((fv, result, started))
+
+    def _queue(self, item: LogRecord | _Invocation) -> None:
+        self._pending.append(item)
         if len(self._pending) == 1 or len(self._pending) >= self._max_batch:
             self._wakeup.set()
 
@@ -46,7 +70,8 @@ class LogWriter:
         """Write everything submitted so far; returns when it is stored."""
         async with self._write_lock:
             while self._pending:
-                batch, self._pending = self._pending, []
+                items, self._pending = self._pending, []
+                batch = [_as_record(item) for item in items]
                 try:
                     await self._sink.append_logs(batch)
                 except Exception:

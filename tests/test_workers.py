@@ -1,0 +1,105 @@
+"""The local executor on its own: warm reuse, scale to zero, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from pyfaas.executor import LocalExecutor
+from pyfaas.model import FunctionVersion, InvocationRequest, Limits
+
+PID_HANDLER = "import os\ndef handler(event, context):\n    return os.getpid()\n"
+
+
+def function(tmp_path: Path, code: str, *, layer: Path | None = None) -> FunctionVersion:
+    code_dir = tmp_path / "code"
+    code_dir.mkdir(exist_ok=True)
+    (code_dir / "handler.py").write_text(code)
+    return FunctionVersion(
+        name="probe",
+        version="$LATEST",
+        handler="handler.handler",
+        runtime="python3.11",
+        memory_mb=128,
+        timeout_s=5,
+        environment=(),
+        code_sha256="0" * 64,
+        code_dir=str(code_dir),
+        layer_dir=str(layer) if layer else None,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes but still answers kill(0).
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_warm_worker_is_reused_and_stopped_when_idle(tmp_path: Path) -> None:
+    async def story() -> None:
+        executor = LocalExecutor(
+            limits=Limits(), scratch_dir=tmp_path / "scratch", idle_timeout_s=0.5
+        )
+        await executor.start()
+        fv = function(tmp_path, PID_HANDLER)
+        first = await executor.invoke(fv, InvocationRequest("r1", b"{}"))
+        second = await executor.invoke(fv, InvocationRequest("r2", b"{}"))
+        assert first.cold_start and not second.cold_start
+        pid = json.loads(first.body)
+        assert json.loads(second.body) == pid
+        assert executor.stats("probe").workers_idle == 1
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if executor.stats("probe").workers_idle == 0:
+                break
+        assert executor.stats("probe").workers_idle == 0, "idle worker scaled to zero"
+        await asyncio.sleep(0.2)
+        assert not alive(pid)
+        assert list((tmp_path / "scratch").iterdir()) == [], "scratch directories removed"
+        third = await executor.invoke(fv, InvocationRequest("r3", b"{}"))
+        assert third.cold_start
+        await executor.close()
+
+    asyncio.run(story())
+
+
+def test_close_leaves_no_worker_processes_behind(tmp_path: Path) -> None:
+    async def story() -> list[int]:
+        executor = LocalExecutor(limits=Limits(), scratch_dir=tmp_path / "scratch")
+        await executor.start()
+        fv = function(tmp_path, PID_HANDLER + "import time\ndef slow(e, c):\n    time.sleep(1)\n")
+        results = await asyncio.gather(
+            *(executor.invoke(fv, InvocationRequest(f"r{i}", b"{}")) for i in range(4))
+        )
+        pids = [json.loads(r.body) for r in results]
+        assert len(set(pids)) == 4, "concurrent calls run in separate processes"
+        await executor.close()
+        await executor.close()  # idempotent
+        return pids
+
+    pids = asyncio.run(story())
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_a_layer_is_importable_by_the_handler(tmp_path: Path) -> None:
+    layer = tmp_path / "layer"
+    (layer / "layered_dep").mkdir(parents=True)
+    (layer / "layered_dep" / "__init__.py").write_text("VALUE = 'from the layer'\n")
+    code = "import layered_dep\ndef handler(e, c):\n    return layered_dep.VALUE\n"
+
+    async def story() -> bytes:
+        executor = LocalExecutor(limits=Limits(), scratch_dir=tmp_path / "scratch")
+        await executor.start()
+        try:
+            fv = function(tmp_path, code, layer=layer)
+            return (await executor.invoke(fv, InvocationRequest("r1", b"{}"))).body
+        finally:
+            await executor.close()
+
+    assert json.loads(asyncio.run(story())) == "from the layer"
