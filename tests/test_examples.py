@@ -14,7 +14,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.fixture(scope="module")
 def with_examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("examples"), "--deploy-dir", str(EXAMPLES))
+    # As `make run` does it: a relative data directory under the working directory.
+    srv = ServerProcess(
+        tmp_path_factory.mktemp("examples"),
+        "--deploy-dir",
+        str(EXAMPLES),
+        env={"PYFAAS_HOME": ".pyfaas"},
+    )
     srv.wait_ready(timeout=300)
     yield srv
     srv.stop()
@@ -43,3 +49,4 @@ def test_every_example_is_deployed_at_start(with_examples: ServerProcess) -> Non
 
         human = api.post("/v1/functions/with-requirements/invoke", json={"bytes": 3000000})
         assert human.json()["human"] == "3.0 MB"
+    assert (with_examples.home / ".pyfaas" / "pyfaas.db").is_file()

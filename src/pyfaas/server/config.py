@@ -99,9 +99,15 @@ class ServerConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             built_limits = Limits(**{k: int(v) for k, v in limits.items()})
-            return cls(limits=built_limits, **_coerce(values)).check()
+            config = cls(limits=built_limits, **_coerce(values))
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"bad configuration value: {exc}") from None
+        # Workers run in their own directories: every path they are given must be absolute.
+        return dataclasses.replace(
+            config,
+            home=config.home.resolve(),
+            deploy_dir=config.deploy_dir.resolve() if config.deploy_dir else None,
+        ).check()
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
