@@ -146,6 +146,9 @@ def test_logs_hold_start_output_end_and_report_lines(api: httpx.Client) -> None:
     assert report.startswith(f"REPORT RequestId: {rid}\tDuration: ")
     for field in ("Billed Duration: ", "Memory Size: 128 MB", "Max Memory Used: "):
         assert field in report
+    assert "\n\n" not in text, "one line per log record, no blank lines"
+    used_mb = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
+    assert 5 < used_mb < 64, "the worker's own peak, not the server's it was forked from"
     assert "Init Duration" not in records[1]["text"], "the second call ran on a warm worker"
     only = api.get(f"/v1/functions/{name}/logs", params={"request_id": rid}).json()["records"]
     assert [r["request_id"] for r in only] == [rid]

@@ -37,7 +37,7 @@ def _install_logging() -> None:
     """Root logger output in Lambda's text format: [LEVEL] time request-id message."""
     handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter(
-        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
         "%Y-%m-%dT%H:%M:%S",
     )
     formatter.converter = time.gmtime
@@ -117,6 +117,28 @@ def _error_body(exc: BaseException, request_id: str, error_type: str | None = No
     return json.dumps(body).encode()
 
 
+class PeakMemory:
+    """This process's peak resident memory since exec, in kB.
+
+    Not ru_maxrss: Linux carries it across exec, so a worker would report the peak of the
+    server that forked it. /proc/self/status's VmHWM belongs to the new image only.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/self/status", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def kilobytes(self) -> int:
+        if self._fd is not None:
+            status = os.pread(self._fd, 8192, 0)
+            start = status.find(b"VmHWM:")
+            if start >= 0:
+                return int(status[start + 6 : status.index(b"kB", start)])
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 class Worker:
     """The invoke loop of one worker process."""
 
@@ -125,6 +147,7 @@ class Worker:
         self._capture = capture
         self._out = out_fd
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._peak_rss = PeakMemory()
         env = os.environ
         self._static: dict[str, Any] = {
             "function_name": env["AWS_LAMBDA_FUNCTION_NAME"],
@@ -177,7 +200,7 @@ class Worker:
             "body": body,
             "error": error,
             "duration_ms": duration_ms,
-            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "max_rss_kb": self._peak_rss.kilobytes(),
             "logs": self._capture.take(),
             "recycle": recycle,
         }
