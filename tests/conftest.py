@@ -105,6 +105,11 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
+def unique(prefix: str) -> str:
+    """A function name no other test uses (tests share one server)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 def zip_bytes(files: dict[str, str | bytes]) -> bytes:
     """A zip holding ``files`` (relative path -> content)."""
     buf = io.BytesIO()

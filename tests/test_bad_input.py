@@ -5,20 +5,15 @@ from __future__ import annotations
 import io
 import json
 import stat
-import uuid
 import zipfile
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from conftest import ServerProcess, deploy, zip_bytes
+from conftest import ServerProcess, deploy, unique, zip_bytes
 
 OK_HANDLER = "def handler(event, context):\n    return event\n"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -138,3 +139,39 @@ def test_a_function_error_prints_the_error_and_exits_nonzero(
     assert result.returncode == 1
     assert json.loads(result.stdout)["errorType"] == "KeyError"
     assert "function error: KeyError" in result.stderr
+
+
+def test_logs_follow_prints_new_invocations_as_they_happen(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    import os
+    import select
+    import subprocess
+
+    from conftest import PYFAAS
+
+    name = f"follow-{uuid.uuid4().hex[:6]}"
+    assert (
+        run_cli("deploy", str(make_function_dir(tmp_path)), "-n", name, server=server).returncode
+        == 0
+    )
+    follower = subprocess.Popen(
+        [PYFAAS, "logs", name, "--follow"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYFAAS_URL": server.url},
+    )
+    try:
+        invoked = run_cli("invoke", name, "-p", '{"name": "Follower"}', server=server)
+        assert invoked.returncode == 0
+        seen = b""
+        deadline = time.monotonic() + 20
+        assert follower.stdout is not None
+        while b"REPORT RequestId" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([follower.stdout], [], [], 0.5)
+            if ready:
+                seen += os.read(follower.stdout.fileno(), 65536)
+        assert b"greeting Follower" in seen
+        assert b"REPORT RequestId" in seen
+    finally:
+        follower.kill()
+        follower.wait()

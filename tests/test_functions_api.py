@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from conftest import ServerProcess, deploy
+from conftest import ServerProcess, deploy, unique
 
 HELLO = """
 def handler(event, context):
@@ -35,10 +35,6 @@ def handler(event, context):
             "PYFAAS_HOME")},
     }
 """
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def test_deploy_then_invoke_returns_the_handlers_json(api: httpx.Client) -> None:
