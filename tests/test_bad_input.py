@@ -252,6 +252,23 @@ def test_invalid_configuration_is_refused(
     assert_not_deployed(api, name)
 
 
+def test_a_deploy_without_a_declared_length_is_refused(api: httpx.Client) -> None:
+    body = zip_bytes({"handler.py": OK_HANDLER})
+
+    def chunks() -> Iterator[bytes]:
+        yield b'--b\r\nContent-Disposition: form-data; name="code"; filename="c.zip"\r\n\r\n'
+        yield body
+        yield b"\r\n--b--\r\n"
+
+    response = api.put(
+        "/v1/functions/chunked",
+        content=chunks(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert_error(response, 411, "length_required")
+    assert_not_deployed(api, "chunked")
+
+
 def test_deploy_needs_multipart_with_a_json_config_and_code(api: httpx.Client) -> None:
     assert_error(api.put("/v1/functions/raw", content=b"PK..."), 400, "invalid_content_type")
     no_code = api.put(

@@ -22,6 +22,7 @@ from pyfaas.model import (
     FunctionConfig,
     InvalidFunctionConfig,
     InvalidRequest,
+    LengthRequired,
     PayloadTooLarge,
     validate_name,
 )
@@ -122,7 +123,13 @@ async def _deploy(request: Request, *, name: str | None, create_only: bool) -> R
         validate_name(name)
     limit = svc.limits.zipped_code_bytes
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + _FORM_OVERHEAD:
+    if not declared.isdigit():
+        # Without a declared length the multipart parser would spool any amount to disk
+        # before the size could be checked.
+        raise LengthRequired(
+            "a deploy must declare its size: send a Content-Length header (not chunked encoding)"
+        )
+    if int(declared) > limit + _FORM_OVERHEAD:
         raise PayloadTooLarge(
             f"the upload is {declared} bytes; zipped code may be at most {limit} bytes",
             code="bundle_too_large",

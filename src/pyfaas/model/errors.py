@@ -93,6 +93,13 @@ class FunctionExists(Conflict):
         self.name = name
 
 
+class LengthRequired(PyfaasError):
+    """An upload did not declare its size (HTTP 411)."""
+
+    status = 411
+    code = "length_required"
+
+
 class PayloadTooLarge(PyfaasError):
     """A request body is over its configured limit (HTTP 413)."""
 
