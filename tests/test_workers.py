@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -103,3 +104,33 @@ def test_a_layer_is_importable_by_the_handler(tmp_path: Path) -> None:
             await executor.close()
 
     assert json.loads(asyncio.run(story())) == "from the layer"
+
+
+def test_a_cancelled_invocation_kills_its_worker_instead_of_leaking_it(tmp_path: Path) -> None:
+    code = (
+        "import os, time\ndef handler(event, context):\n"
+        "    open(os.environ['TMPDIR'] + '/../../pid', 'w').write(str(os.getpid()))\n"
+        "    time.sleep(30)\n"
+    )
+
+    async def story() -> int:
+        executor = LocalExecutor(limits=Limits(), scratch_dir=tmp_path / "scratch")
+        await executor.start()
+        fv = function(tmp_path, code)
+        call = asyncio.create_task(executor.invoke(fv, InvocationRequest("r1", b"{}")))
+        pid_file = tmp_path / "scratch" / "pid"
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if pid_file.exists() and pid_file.read_text():
+                break
+        pid = int(pid_file.read_text())
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        await asyncio.sleep(0.3)
+        stats = executor.stats("probe")
+        assert (stats.workers_busy, stats.workers_idle) == (0, 0)
+        await executor.close()
+        return pid
+
+    assert not alive(asyncio.run(story()))

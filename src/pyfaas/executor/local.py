@@ -112,6 +112,10 @@ class LocalExecutor:
             pool.busy.discard(worker)
             self._stop_later(worker)
             return _timeout_result(fv, request, init_ms)
+        except asyncio.CancelledError:
+            pool.busy.discard(worker)
+            self._stop_later(worker)
+            raise
         except WorkerDied as exc:
             counters.crashes += 1
             pool.busy.discard(worker)

@@ -157,10 +157,16 @@ class WorkerProcess:
                 }
             )
         )
+        # A plain timer, not asyncio.wait_for: this is the invoke hot path.
+        timer = asyncio.get_running_loop().call_later(timeout_s, _expire, waiter)
         try:
-            reply = await asyncio.wait_for(waiter, timeout_s)
+            reply = await waiter
             channel.waiter = None
         except TimeoutError:
+            self.kill()
+            raise
+        except asyncio.CancelledError:
+            # The caller went away mid-invocation: the worker's state is unknown.
             self.kill()
             raise
         except WorkerDied:
@@ -168,6 +174,8 @@ class WorkerProcess:
                 returncode = await asyncio.wait_for(asyncio.shield(channel.exited), 2.0)
                 raise WorkerDied(returncode) from None
             raise
+        finally:
+            timer.cancel()
         self.last_used = time.monotonic()
         return dict(reply)
 
@@ -193,6 +201,11 @@ class WorkerProcess:
         if transport is not None:
             transport.close()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+
+
+def _expire(waiter: asyncio.Future[dict[str, Any]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _make_scratch(scratch: Path) -> None:

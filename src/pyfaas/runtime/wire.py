@@ -24,6 +24,9 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         buf = self._buffer
+        if not buf and len(data) >= 4 and HEADER.unpack_from(data)[0] == len(data) - 4:
+            # The common case: one read, one whole frame. No copies.
+            return [msgpack.unpackb(memoryview(data)[4:], raw=False)]
         buf += data
         messages = []
         while len(buf) >= 4:
