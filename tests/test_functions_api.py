@@ -192,6 +192,14 @@ def test_redeploy_updates_code_and_says_so(api: httpx.Client) -> None:
     updated = deploy(api, name, {"handler.py": "def handler(e, c):\n    return 2\n"})
     assert (updated.json()["created"], updated.json()["changed"]) == (False, True)
     assert api.post(f"/v1/functions/{name}/invoke").json() == 2
+    described = deploy(
+        api,
+        name,
+        {"handler.py": "def handler(e, c):\n    return 2\n"},
+        description="now documented",
+    )
+    assert described.json()["changed"] is True
+    assert api.get(f"/v1/functions/{name}").json()["description"] == "now documented"
 
 
 def test_timeout_kills_the_worker_and_the_next_call_gets_a_fresh_one(api: httpx.Client) -> None:

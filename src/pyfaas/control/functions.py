@@ -92,9 +92,9 @@ class FunctionService:
                 created_at=existing.created_at if existing else now,
                 updated_at=now,
             )
-            fv = self.version_of(record)
-            if existing is not None and self.version_of(existing) == fv:
+            if existing is not None and _same_deployment(existing, record):
                 return DeployOutcome(existing, created=False, changed=False, init_duration_ms=None)
+            fv = self.version_of(record)
             init_ms = await self._executor.validate(fv)
             if create_only:
                 await self._store.create_function(record)
@@ -157,3 +157,8 @@ class FunctionService:
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
+
+
+def _same_deployment(a: FunctionRecord, b: FunctionRecord) -> bool:
+    """Same configuration, code and layer: redeploying it changes nothing."""
+    return (a.config, a.code_sha256, a.layer_sha256) == (b.config, b.code_sha256, b.layer_sha256)
