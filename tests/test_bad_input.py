@@ -25,6 +25,11 @@ def assert_error(response: httpx.Response, status: int, code: str) -> str:
     return message
 
 
+def stored_code(server: ServerProcess) -> list[str]:
+    root = server.home / "code"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
 def assert_not_deployed(api: httpx.Client, name: str) -> None:
     assert api.get(f"/v1/functions/{name}").status_code == 404
 
@@ -68,10 +73,13 @@ def test_invalid_function_names_are_refused(api: httpx.Client, name: str) -> Non
     ],
 )
 def test_handler_problems_are_found_at_deploy_time(
-    api: httpx.Client, files: dict[str, str], handler: str, code: str
+    api: httpx.Client, server: ServerProcess, files: dict[str, str], handler: str, code: str
 ) -> None:
     name = unique("badhandler")
+    files = {**files, "marker.txt": name}  # code no other test deploys
+    before = stored_code(server)
     message = assert_error(deploy(api, name, files, handler=handler), 400, code)
+    assert stored_code(server) == before, "the failed deploy's code was removed"
     if code == "handler_syntax_error":
         assert "handler.py" in message and "line 1" in message
     assert_not_deployed(api, name)

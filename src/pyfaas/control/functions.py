@@ -18,7 +18,7 @@ from pyfaas.model import (
     FunctionVersion,
     Limits,
 )
-from pyfaas.packaging import CodeStore
+from pyfaas.packaging import Bundle, CodeStore
 from pyfaas.store import Store
 
 
@@ -59,6 +59,8 @@ class FunctionService:
         self._resolved: dict[str, FunctionVersion] = {}
         # Deploys and deletes of one name are serialised; different names go in parallel.
         self._locks: dict[str, asyncio.Lock] = {}
+        # Deploys holding each stored code, so a failing one never removes another's code.
+        self._in_flight: dict[str, int] = {}
 
     async def deploy(
         self,
@@ -79,33 +81,64 @@ class FunctionService:
             if create_only and existing is not None:
                 raise FunctionExists(config.name)
             bundle = await self._code.ingest_zip(zip_path)
-            layer = None
-            if bundle.requirements:
-                layer = await self._code.ensure_layer(bundle.requirements, on_output)
-            now = time.time()
-            record = FunctionRecord(
-                config=config,
-                code_sha256=bundle.sha256,
-                code_size=bundle.size,
-                layer_sha256=layer.sha256 if layer else None,
-                version=LATEST,
-                created_at=existing.created_at if existing else now,
-                updated_at=now,
-            )
-            if existing is not None and _same_deployment(existing, record):
-                return DeployOutcome(existing, created=False, changed=False, init_duration_ms=None)
-            fv = self.version_of(record)
-            init_ms = await self._executor.validate(fv)
-            if create_only:
-                await self._store.create_function(record)
-                created = True
-            else:
-                created = await self._store.put_function(record)
-            self._resolved[config.name] = fv
-            if existing is not None:
-                # Workers of the old code finish what they run, then go; the new one stays.
-                await self._executor.retire(config.name, keep=fv)
-            return DeployOutcome(record, created=created, changed=True, init_duration_ms=init_ms)
+            self._in_flight[bundle.sha256] = self._in_flight.get(bundle.sha256, 0) + 1
+            try:
+                return await self._deploy_bundle(config, bundle, existing, create_only, on_output)
+            except BaseException:
+                await self._forget(bundle)
+                raise
+            finally:
+                self._release(bundle.sha256)
+
+    async def _deploy_bundle(
+        self,
+        config: FunctionConfig,
+        bundle: Bundle,
+        existing: FunctionRecord | None,
+        create_only: bool,
+        on_output: Callable[[str], None] | None,
+    ) -> DeployOutcome:
+        layer = None
+        if bundle.requirements:
+            layer = await self._code.ensure_layer(bundle.requirements, on_output)
+        now = time.time()
+        record = FunctionRecord(
+            config=config,
+            code_sha256=bundle.sha256,
+            code_size=bundle.size,
+            layer_sha256=layer.sha256 if layer else None,
+            version=LATEST,
+            created_at=existing.created_at if existing else now,
+            updated_at=now,
+        )
+        if existing is not None and _same_deployment(existing, record):
+            return DeployOutcome(existing, created=False, changed=False, init_duration_ms=None)
+        fv = self.version_of(record)
+        init_ms = await self._executor.validate(fv)
+        if create_only:
+            await self._store.create_function(record)
+            created = True
+        else:
+            created = await self._store.put_function(record)
+        self._resolved[config.name] = fv
+        if existing is not None:
+            # Workers of the old code finish what they run, then go; the new one stays.
+            await self._executor.retire(config.name, keep=fv)
+        return DeployOutcome(record, created=created, changed=True, init_duration_ms=init_ms)
+
+    async def _forget(self, bundle: Bundle) -> None:
+        """After a failed deploy, remove the code it stored, unless something else uses it."""
+        if (
+            bundle.created
+            and self._in_flight.get(bundle.sha256) == 1
+            and not await self._store.code_referenced(bundle.sha256)
+        ):
+            await self._code.discard(bundle.sha256)
+
+    def _release(self, sha256: str) -> None:
+        left = self._in_flight.pop(sha256) - 1
+        if left:
+            self._in_flight[sha256] = left
 
     async def get(self, name: str) -> FunctionRecord:
         """Raises FunctionNotFound."""

@@ -23,12 +23,16 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    """Code stored under ``code_dir``; ``sha256`` hashes the tree, not the zip's bytes."""
+    """Code stored under ``code_dir``; ``sha256`` hashes the tree, not the zip's bytes.
+
+    ``created`` is True when this ingest stored the code, False when it was there already.
+    """
 
     sha256: str
     size: int
     code_dir: Path
     requirements: str | None
+    created: bool = True
 
 
 def safe_member_path(name: str) -> str:
@@ -72,16 +76,18 @@ def extract_bundle(zip_path: Path, code_root: Path, limits: Limits) -> Bundle:
             requirements = _read_requirements(staging)
             _make_read_only(staging)
             final = code_root / sha
+            created = True
             try:
                 staging.rename(final)
             except OSError:
                 if not final.is_dir():
                     raise
                 remove_tree(staging)  # the same code is stored already
+                created = False
         except BaseException:
             remove_tree(staging)
             raise
-    return Bundle(sha256=sha, size=size, code_dir=final, requirements=requirements)
+    return Bundle(sha256=sha, size=size, code_dir=final, requirements=requirements, created=created)
 
 
 def _extract(archive: zipfile.ZipFile, staging: Path, limits: Limits) -> tuple[str, int]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pyfaas.model import Limits
-from pyfaas.packaging.bundle import Bundle, extract_bundle
+from pyfaas.packaging.bundle import Bundle, extract_bundle, remove_tree
 from pyfaas.packaging.layers import Layer, LayerBuilder
 
 
@@ -22,6 +22,10 @@ class CodeStore:
     async def ingest_zip(self, zip_path: Path) -> Bundle:
         """Validate and store a zip (in a thread). Raises InvalidBundle, PayloadTooLarge."""
         return await asyncio.to_thread(extract_bundle, zip_path, self._code_root, self._limits)
+
+    async def discard(self, sha256: str) -> None:
+        """Remove stored code (the caller knows nothing references it)."""
+        await asyncio.to_thread(remove_tree, self.code_dir(sha256))
 
     def code_dir(self, sha256: str) -> Path:
         return self._code_root / sha256
