@@ -74,3 +74,19 @@ def test_bad_server_settings_are_one_line_errors(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "bad configuration value" in broken.stderr
     for result in (bad, broken):
         assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_a_one_line_error_before_any_start_up_work(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "serve", "--port", str(port), env={"PYFAAS_HOME": str(tmp_path)}, timeout=30
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "pyfaas.db").exists(), "no database was created"

@@ -68,7 +68,10 @@ def serve(
     if cfg.deploy_dir is not None and not cfg.deploy_dir.is_dir():
         raise CliError(f"--deploy-dir {cfg.deploy_dir} is not a directory")
     err.print(f"pyfaas serving on http://{cfg.host}:{cfg.port} (data in {cfg.home})")
-    run(cfg)
+    try:
+        run(cfg)
+    except ConfigurationError as exc:
+        raise CliError(exc.message) from None
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from pyfaas.api import ApiServices, create_app
 from pyfaas.control import FunctionService, InvocationService, LogQueryService
 from pyfaas.executor import ExecutorBackend, LocalExecutor
-from pyfaas.model import FunctionConfig, PyfaasError
+from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
 from pyfaas.server.config import ServerConfig
@@ -108,6 +109,26 @@ def _zip_to(directory: Path, target: Path) -> None:
         zip_directory(directory, out)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before any start-up work if the address is taken (uvicorn would say so after)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): stop whatever uses it "
+                "or pick another port with --port / PYFAAS_PORT"
+            ) from None
+
+
 def build_app(config: ServerConfig) -> Starlette:
     """The ASGI app of a server; its lifespan starts and stops everything."""
     server = Server(config)
@@ -127,6 +148,7 @@ def build_app(config: ServerConfig) -> Starlette:
 def run(config: ServerConfig) -> None:
     """Serve until interrupted (blocking). Raises ConfigurationError for unusable settings."""
     config.check()
+    _check_port_free(config.host, config.port)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
