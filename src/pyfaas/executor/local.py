@@ -43,6 +43,7 @@ class _Pool:
     fv: FunctionVersion
     idle: list[WorkerProcess] = field(default_factory=list)
     busy: set[WorkerProcess] = field(default_factory=set)
+    starting: int = 0  # cold starts under way: the pool is in use though it holds no worker
     retired: bool = False
 
 
@@ -93,6 +94,7 @@ class LocalExecutor:
         if pool.idle:
             worker = pool.idle.pop()
         else:
+            pool.starting += 1
             try:
                 worker = await self._start_worker(fv)
             except InvalidBundle as exc:
@@ -102,6 +104,8 @@ class LocalExecutor:
                     _INIT_ERROR_TYPES.get(exc.code, "Runtime.ImportModuleError"),
                     exc.message,
                 )
+            finally:
+                pool.starting -= 1
             counters.cold_starts += 1
             init_ms = worker.init_ms
         pool.busy.add(worker)
@@ -226,7 +230,7 @@ class LocalExecutor:
                 keep = [w for w in pool.idle if w.last_used > cutoff]
                 stale += [w for w in pool.idle if w.last_used <= cutoff]
                 pool.idle = keep
-                if not pool.idle and not pool.busy:
+                if not pool.idle and not pool.busy and not pool.starting:
                     del self._pools[key]
             if stale:
                 await asyncio.gather(*(w.stop() for w in stale))

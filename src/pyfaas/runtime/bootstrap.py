@@ -1,74 +1,251 @@
 """A worker process: import the handler once, then run invocations one at a time.
 
 Started by the executor as ``python -m pyfaas.runtime.bootstrap`` with a scrubbed
-environment (see pyfaas.executor.environment). Speaks frames (see wire.py) on private
-copies of its original stdin/stdout; its own fds 0/1/2 are /dev/null and the capture file
-(see capture.py). Exits when the server closes its stdin.
+environment. Speaks frames (see wire.py) on its original stdin/stdout; its own stdout and
+stderr are captured per invocation (see capture.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import inspect
+import json
+import logging
 import os
 import resource
 import sys
 import time
+import traceback
+from collections.abc import Callable
+from typing import Any
 
 from pyfaas.runtime import wire
 from pyfaas.runtime.capture import OutputCapture
-from pyfaas.runtime.invoker import Invoker
-from pyfaas.runtime.loader import HandlerLoadError, load_handler
-from pyfaas.runtime.log_format import install_lambda_logging
+from pyfaas.runtime.context import LambdaContext
+
+_request_id = ""
 
 
-def _protocol_fds() -> tuple[int, int]:
-    """Move the protocol pipes off fds 0/1, so user code cannot read or corrupt them."""
-    in_fd, out_fd = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    return in_fd, out_fd
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _request_id
+        return True
 
 
-def _limit_address_space() -> None:
-    # Set before user code is imported; the executor computes the value (memory + headroom).
+def _install_logging() -> None:
+    """Root logger output in Lambda's text format: [LEVEL] time request-id message."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(_RequestIdFilter())
+    logging.root.addHandler(handler)
+    logging.root.setLevel(logging.INFO)
+
+
+def _limit_memory() -> None:
     limit = os.environ.pop("PYFAAS_ADDRESS_SPACE_BYTES", "")
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
 
 
-def _set_import_path(task_root: str, layer: str) -> None:
-    # Code first, then its layer, then whatever PYTHONPATH gave (pyfaas itself). The working
-    # directory is scratch space, not code: keep it off the import path.
-    cwd = os.getcwd()
-    sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
-    sys.path[0:0] = [task_root, *([layer] if layer else [])]
+def _load_handler(spec: str) -> Callable[..., Any]:
+    """Import ``module.function``; raises _InitError with a deploy error code."""
+    module_name, _, function_name = spec.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise _InitError(
+                "handler_module_not_found",
+                f"Unable to import module '{module_name}': No module named '{exc.name}' "
+                "in the bundle (is the handler 'module.function' right?)",
+            ) from None
+        raise _InitError(
+            "handler_init_error", f"Unable to import module '{module_name}': {exc}"
+        ) from None
+    except SyntaxError as exc:
+        where = os.path.relpath(exc.filename or "?", os.environ.get("LAMBDA_TASK_ROOT", "."))
+        raise _InitError(
+            "handler_syntax_error",
+            f"Syntax error in module '{module_name}': {exc.msg} ({where}, line {exc.lineno})",
+        ) from None
+    except BaseException as exc:
+        traceback.print_exc()
+        raise _InitError(
+            "handler_init_error",
+            f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}",
+        ) from None
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        raise _InitError(
+            "handler_not_found", f"Handler '{function_name}' missing on module '{module_name}'"
+        )
+    if not callable(handler):
+        raise _InitError(
+            "handler_not_found",
+            f"Handler '{function_name}' on module '{module_name}' is not callable",
+        )
+    return handler  # type: ignore[no-any-return]
+
+
+class _InitError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _error_body(exc: BaseException, request_id: str, error_type: str | None = None) -> bytes:
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop the runtime's own frame
+    stack = traceback.format_list(frames)
+    error_type = error_type or type(exc).__name__
+    message = str(exc)
+    sys.stderr.write(
+        f"[ERROR] {error_type}: {message}\nTraceback (most recent call last):\n{''.join(stack)}"
+    )
+    body = {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": request_id,
+        "stackTrace": stack,
+    }
+    return json.dumps(body).encode()
+
+
+class PeakMemory:
+    """This process's peak resident memory since exec, in kB.
+
+    Not ru_maxrss: Linux carries it across exec, so a worker would report the peak of the
+    server that forked it. /proc/self/status's VmHWM belongs to the new image only.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/self/status", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def kilobytes(self) -> int:
+        if self._fd is not None:
+            status = os.pread(self._fd, 8192, 0)
+            start = status.find(b"VmHWM:")
+            if start >= 0:
+                return int(status[start + 6 : status.index(b"kB", start)])
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class Worker:
+    """The invoke loop of one worker process."""
+
+    def __init__(self, handler: Callable[..., Any], capture: OutputCapture, out_fd: int) -> None:
+        self._handler = handler
+        self._capture = capture
+        self._out = out_fd
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._peak_rss = PeakMemory()
+        env = os.environ
+        self._static: dict[str, Any] = {
+            "function_name": env["AWS_LAMBDA_FUNCTION_NAME"],
+            "function_version": env["AWS_LAMBDA_FUNCTION_VERSION"],
+            "memory_limit_in_mb": int(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]),
+            "log_group_name": env["AWS_LAMBDA_LOG_GROUP_NAME"],
+            "log_stream_name": env["AWS_LAMBDA_LOG_STREAM_NAME"],
+        }
+
+    def invoke(self, message: dict[str, Any]) -> dict[str, Any]:
+        global _request_id
+        request_id = _request_id = message["id"]
+        context = LambdaContext(
+            invoked_function_arn=message["arn"],
+            aws_request_id=request_id,
+            deadline_ms=message["deadline_ms"],
+            client_context=message.get("client_context"),
+            **self._static,
+        )
+        error = recycle = False
+        start = time.perf_counter()
+        try:
+            payload = message["payload"]
+            event = json.loads(payload) if payload else {}
+            result = self._handler(event, context)
+            if inspect.isawaitable(result):
+                result = self._event_loop().run_until_complete(result)
+            try:
+                body = json.dumps(result, separators=(",", ":")).encode()
+            except (TypeError, ValueError) as exc:
+                error = True
+                body = _error_body(
+                    ValueError(f"Unable to marshal response: {exc}"),
+                    request_id,
+                    "Runtime.MarshalError",
+                )
+        except MemoryError as exc:
+            error = recycle = True
+            body = _error_body(exc, request_id, "Runtime.OutOfMemory")
+        except Exception as exc:
+            error = True
+            body = _error_body(exc, request_id)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt from user code
+            error = recycle = True
+            body = _error_body(exc, request_id, "Runtime.ExitError")
+        duration_ms = (time.perf_counter() - start) * 1000
+        return {
+            "t": "result",
+            "id": request_id,
+            "body": body,
+            "error": error,
+            "duration_ms": duration_ms,
+            "max_rss_kb": self._peak_rss.kilobytes(),
+            "logs": self._capture.take(),
+            "recycle": recycle,
+        }
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        # One loop for the worker's life: async handlers may keep clients bound to it.
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        return self._loop
+
+    def serve(self, in_fd: int) -> None:
+        frames = wire.FrameReader(in_fd)
+        while (message := frames.next()) is not None:
+            wire.write_frame(self._out, self.invoke(message))
 
 
 def main() -> None:
-    """Run the worker until its stdin closes. Blocking; the process's whole life."""
-    in_fd, out_fd = _protocol_fds()
-    cap = int(os.environ.pop("PYFAAS_LOG_CAP_BYTES", "1048576"))
-    capture = OutputCapture(os.getcwd(), cap)
-    install_lambda_logging()
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    capture = OutputCapture(os.getcwd(), int(os.environ.pop("PYFAAS_LOG_CAP_BYTES", "1048576")))
+    _install_logging()
     task_root = os.environ["LAMBDA_TASK_ROOT"]
-    _set_import_path(task_root, os.environ.pop("PYFAAS_LAYER_DIR", ""))
-    _limit_address_space()
+    layer = os.environ.pop("PYFAAS_LAYER_DIR", "")
+    # The working directory is scratch space, not code: keep it off the import path.
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    sys.path[0:0] = [task_root, *([layer] if layer else [])]
+    _limit_memory()
     start = time.perf_counter()
     try:
-        handler = load_handler(os.environ["_HANDLER"], task_root)
-    except HandlerLoadError as exc:
-        message = {"t": "init_error", "code": exc.code, "message": exc.message}
-        wire.write_frame(out_fd, {**message, "logs": capture.take()})
+        handler = _load_handler(os.environ["_HANDLER"])
+    except _InitError as exc:
+        wire.write_frame(
+            out_fd,
+            {"t": "init_error", "code": exc.code, "message": exc.message, "logs": capture.take()},
+        )
         return
     init_ms = (time.perf_counter() - start) * 1000
     init_logs = capture.take()
     if init_logs:
         sys.stderr.write(init_logs)  # printed during import: goes with the first invocation
     wire.write_frame(out_fd, {"t": "ready", "init_ms": init_ms})
-    invoker = Invoker(handler, capture)
-    frames = wire.FrameReader(in_fd)
-    while (message := frames.next()) is not None:
-        wire.write_frame(out_fd, invoker.invoke(message))
+    Worker(handler, capture, out_fd).serve(in_fd)
 
 
 if __name__ == "__main__":
