@@ -1,46 +1,54 @@
-"""Opening a database: URL checks, SQLite pragmas, migrations to head."""
+"""Opening a database: URL checks, SQLite pragmas, migrations to head, the serving engine."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pyfaas.model import ConfigurationError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same in every pyfaas server sharing a database.
+_PG_MIGRATION_LOCK = 0x70796661_6173  # "pyfaas"
+# Alembic's `context` and `op` are module-level proxies: one migration per process at a time.
+_MIGRATING = threading.Lock()
+_SUPPORTED = "use sqlite:////abs/path/pyfaas.db or postgresql+psycopg://user@host:port/db"
 
 
-def _urls(url: str) -> tuple[str, str]:
-    """(sync URL for migrations, async URL for serving); raises ConfigurationError."""
+def database_urls(url: str) -> tuple[URL, URL]:
+    """(sync URL for migrations, async URL for serving) of a configured store URL.
+
+    Creates the parent directory of a SQLite file. Raises ConfigurationError (the URL is
+    server configuration: `pyfaas serve` reports it as such before serving).
+    """
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
-        raise ConfigurationError(f"database URL {url!r} is not a URL") from None
+        raise ConfigurationError(f"store URL {url!r} is not a URL; {_SUPPORTED}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
-            raise ConfigurationError("SQLite needs a file: sqlite:////path/to/pyfaas.db")
+            raise ConfigurationError(f"SQLite needs a file, not {url!r}; {_SUPPORTED}")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        sync = parsed.set(drivername="sqlite")
-        return sync.render_as_string(False), parsed.set(
-            drivername="sqlite+aiosqlite"
-        ).render_as_string(False)
+        return parsed.set(drivername="sqlite"), parsed.set(drivername="sqlite+aiosqlite")
     if backend == "postgresql":
+        # psycopg 3 serves both: blocking for Alembic, async for the store.
         pg = parsed.set(drivername="postgresql+psycopg")
-        return pg.render_as_string(False), pg.render_as_string(False)
-    raise ConfigurationError(
-        f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://..."
-    )
+        return pg, pg
+    raise ConfigurationError(f"unsupported store URL scheme {parsed.drivername!r}; {_SUPPORTED}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; NORMAL is durable at checkpoints, which
+    # is enough in WAL mode; busy_timeout turns lock contention into waiting, not errors.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -49,28 +57,56 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def migrate(sync_url: str) -> None:
-    """Bring the schema to the newest revision (blocking)."""
-    engine = sa.create_engine(sync_url)
-    if engine.dialect.name == "sqlite":
+def _sqlite_begin_immediate(connection: sa.Connection) -> None:
+    # The sqlite3 module does not put DDL in a transaction by itself. An IMMEDIATE one takes
+    # the write lock first, so two servers starting on one file migrate one after the other.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(sync_url: URL) -> None:
+    """Bring the schema to the newest revision (blocking; a no-op when it is there already).
+
+    Safe to run from several threads or processes at once: SQLite serialises on its write
+    lock, PostgreSQL on an advisory lock. Raises ConfigurationError if the database is
+    unreachable.
+    """
+    with _MIGRATING:
+        _migrate(sync_url)
+
+
+def _migrate(sync_url: URL) -> None:
+    is_sqlite = sync_url.get_backend_name() == "sqlite"
+    engine = sa.create_engine(sync_url, connect_args={"isolation_level": None} if is_sqlite else {})
+    if is_sqlite:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin_immediate)
     try:
         with engine.begin() as connection:
+            if not is_sqlite:
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
             config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
+            # Config values go through configparser interpolation: '%' must be doubled.
+            config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except sa.exc.OperationalError as exc:
-        raise ConfigurationError(f"cannot open the database: {exc.orig}") from None
+        raise ConfigurationError(f"cannot open the store database: {exc.orig}") from None
     finally:
         engine.dispose()
 
 
 async def open_engine(url: str) -> AsyncEngine:
-    """Migrate, then return an async engine for serving. Raises ConfigurationError."""
-    sync_url, async_url = _urls(url)
+    """Migrate (in a thread), then return the async engine the store serves from.
+
+    Raises ConfigurationError for a bad URL or an unreachable database.
+    """
+    sync_url, async_url = database_urls(url)
     await asyncio.to_thread(migrate, sync_url)
-    engine = create_async_engine(async_url, pool_pre_ping=not async_url.startswith("sqlite"))
-    if engine.dialect.name == "sqlite":
+    is_sqlite = async_url.get_backend_name() == "sqlite"
+    # A server outlives database restarts; pinging a pooled PostgreSQL connection is cheap.
+    engine = create_async_engine(async_url, pool_pre_ping=not is_sqlite)
+    if is_sqlite:
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

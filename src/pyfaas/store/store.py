@@ -13,44 +13,89 @@ from pyfaas.model import FunctionConfig, FunctionExists, FunctionNotFound, Funct
 from pyfaas.store.engine import open_engine
 from pyfaas.store.tables import functions, invocation_logs
 
-_SELECT_FUNCTION = sa.select(functions).where(functions.c.name == sa.bindparam("name"))
-_LIST_FUNCTIONS = sa.select(functions).order_by(functions.c.name)
+# Statements are built once; SQLAlchemy then reuses their compiled form from its cache.
+_f, _l = functions.c, invocation_logs.c
+_INSERT_FUNCTION = functions.insert()
+# SET takes every column in the parameters; _update_function leaves created_at out.
+_UPDATE_FUNCTION = functions.update().where(_f.name == sa.bindparam("match_name"))
+_SELECT_FUNCTION = sa.select(functions).where(_f.name == sa.bindparam("name"))
+_LIST_FUNCTIONS = sa.select(functions).order_by(_f.name)
+_DELETE_FUNCTION = functions.delete().where(_f.name == sa.bindparam("name"))
+_DELETE_LOGS = invocation_logs.delete().where(_l.function == sa.bindparam("name"))
+_CODE_REFERENCED = sa.select(sa.literal(1)).where(_f.code_sha256 == sa.bindparam("sha")).limit(1)
+_INSERT_LOGS = invocation_logs.insert()
+
+
+def _logs_query(*, by_request: bool, tail: bool) -> sa.Select[Any]:
+    query = sa.select(invocation_logs).where(
+        _l.function == sa.bindparam("function"), _l.id > sa.bindparam("after_id")
+    )
+    if by_request:
+        query = query.where(_l.request_id == sa.bindparam("request_id"))
+    # The (function, id) index serves both directions; a tail reads backwards from the end.
+    order = _l.id.desc() if tail else _l.id.asc()
+    return query.order_by(order).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+_QUERY_LOGS = {
+    (by_request, tail): _logs_query(by_request=by_request, tail=tail)
+    for by_request in (False, True)
+    for tail in (False, True)
+}
 
 
 class Store:
-    """Persistence of functions and logs. Every method is a coroutine on an async driver."""
+    """Persistence of functions and their logs; the only class in pyfaas that speaks SQL.
+
+    Every method is a coroutine on an async driver (never blocks the event loop). Build one
+    with :func:`open_store`; close it with :meth:`close`.
+    """
 
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.url = url
         self._engine = engine
 
     async def close(self) -> None:
+        """Close every pooled connection. The store is unusable afterwards."""
         await self._engine.dispose()
 
     async def create_function(self, record: FunctionRecord) -> None:
-        """Insert a new function; raises FunctionExists if the name is taken."""
+        """Insert a new function. Raises FunctionExists if the name is taken.
+
+        The primary key decides, so two racing creates get exactly one winner.
+        """
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(functions.insert().values(_row(record)))
+                await conn.execute(_INSERT_FUNCTION, _row(record))
         except sa.exc.IntegrityError:
             raise FunctionExists(record.name) from None
 
     async def put_function(self, record: FunctionRecord) -> bool:
-        """Insert or replace a function, keeping its created_at; True if it was created."""
+        """Insert or replace a function; True if it was created.
+
+        An existing row keeps its ``created_at``. Two racing puts of a new name are safe:
+        the one whose insert loses to the primary key updates instead.
+        """
         row = _row(record)
-        async with self._engine.begin() as conn:
-            updated = await conn.execute(
-                functions.update()
-                .where(functions.c.name == record.name)
-                .values({k: v for k, v in row.items() if k not in ("name", "created_at")})
-            )
-            if updated.rowcount:
+        for _ in range(3):
+            if await self._update_function(row):
                 return False
-            await conn.execute(functions.insert().values(row))
-            return True
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(_INSERT_FUNCTION, row)
+                return True
+            except sa.exc.IntegrityError:
+                continue  # created meanwhile by someone else: update it
+        raise FunctionExists(record.name)  # created and deleted under us, three times over
+
+    async def _update_function(self, row: dict[str, Any]) -> bool:
+        async with self._engine.begin() as conn:
+            changes = {k: v for k, v in row.items() if k != "created_at"}
+            result = await conn.execute(_UPDATE_FUNCTION, {**changes, "match_name": row["name"]})
+        return bool(result.rowcount)
 
     async def get_function(self, name: str) -> FunctionRecord:
-        """Raises FunctionNotFound."""
+        """The function called ``name``. Raises FunctionNotFound."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(_SELECT_FUNCTION, {"name": name})).first()
         if row is None:
@@ -58,26 +103,29 @@ class Store:
         return _record(row._mapping)
 
     async def list_functions(self) -> list[FunctionRecord]:
+        """Every function, ordered by name."""
         async with self._engine.connect() as conn:
             rows = (await conn.execute(_LIST_FUNCTIONS)).all()
         return [_record(r._mapping) for r in rows]
 
     async def delete_function(self, name: str) -> None:
-        """Delete a function and its logs in one transaction; raises FunctionNotFound."""
+        """Delete a function and its logs in one transaction. Raises FunctionNotFound."""
         async with self._engine.begin() as conn:
-            deleted = await conn.execute(functions.delete().where(functions.c.name == name))
+            deleted = await conn.execute(_DELETE_FUNCTION, {"name": name})
             if not deleted.rowcount:
-                raise FunctionNotFound(name)
-            await conn.execute(invocation_logs.delete().where(invocation_logs.c.function == name))
+                raise FunctionNotFound(name)  # leaving the block rolls back: nothing changes
+            await conn.execute(_DELETE_LOGS, {"name": name})
 
     async def code_referenced(self, code_sha256: str) -> bool:
-        """Whether any function runs this code (blobs nobody references can be collected)."""
-        query = sa.select(sa.literal(1)).where(functions.c.code_sha256 == code_sha256).limit(1)
+        """Whether any function runs this code (code nobody references can be collected)."""
         async with self._engine.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+            return (await conn.execute(_CODE_REFERENCED, {"sha": code_sha256})).first() is not None
 
     async def append_logs(self, records: Sequence[LogRecord]) -> None:
-        """Store a batch of log records with one executemany."""
+        """Store a batch of log records with one executemany; their ``id`` is ignored.
+
+        Ids are assigned in the order given, so they increase within and across batches.
+        """
         if not records:
             return
         rows = [
@@ -90,7 +138,7 @@ class Store:
             for r in records
         ]
         async with self._engine.begin() as conn:
-            await conn.execute(invocation_logs.insert(), rows)
+            await conn.execute(_INSERT_LOGS, rows)
 
     async def query_logs(
         self,
@@ -101,29 +149,29 @@ class Store:
         limit: int = 1000,
         tail: bool = False,
     ) -> list[LogRecord]:
-        """Records of ``function`` in id order; ``tail`` takes the last ``limit`` of them."""
-        t = invocation_logs
-        query = sa.select(t).where(t.c.function == function, t.c.id > after_id)
+        """Log records of ``function`` with ids above ``after_id``, in ascending id order.
+
+        At most ``limit`` records: the first ones, or with ``tail`` the last ones (still
+        ascending). Polling with ``after_id`` = the last id seen follows a log.
+        """
+        if limit <= 0:
+            return []
+        params: dict[str, Any] = {"function": function, "after_id": after_id, "limit": limit}
         if request_id is not None:
-            query = query.where(t.c.request_id == request_id)
-        query = query.order_by(t.c.id.desc() if tail else t.c.id).limit(limit)
+            params["request_id"] = request_id
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        records = [
-            LogRecord(
-                function=r.function,
-                request_id=r.request_id,
-                timestamp=r.timestamp,
-                text=r.text,
-                id=r.id,
-            )
-            for r in rows
-        ]
+            result = await conn.execute(_QUERY_LOGS[request_id is not None, tail], params)
+            rows = result.all()
+        records = [LogRecord(r.function, r.request_id, r.timestamp, r.text, r.id) for r in rows]
         return records[::-1] if tail else records
 
 
 async def open_store(url: str) -> Store:
-    """Open (and migrate) the database at ``url``. Raises ConfigurationError."""
+    """Migrate the database at ``url`` to the newest schema, then open it for serving.
+
+    ``url`` is ``sqlite:////abs/path/pyfaas.db`` or ``postgresql+psycopg://user@host/db``.
+    Raises ConfigurationError for another scheme or an unreachable database.
+    """
     return Store(url, await open_engine(url))
 
 
@@ -146,7 +194,7 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
     }
 
 
-def _record(row: Any) -> FunctionRecord:
+def _record(row: sa.RowMapping) -> FunctionRecord:
     return FunctionRecord(
         config=FunctionConfig(
             name=row["name"],

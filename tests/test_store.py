@@ -1,0 +1,400 @@
+"""The store keeps functions and logs the same way on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from conftest import postgres_database
+from pyfaas.model import (
+    ConfigurationError,
+    FunctionConfig,
+    FunctionExists,
+    FunctionNotFound,
+    FunctionRecord,
+    LogRecord,
+)
+from pyfaas.store import Store, open_store
+from pyfaas.store.tables import metadata
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+def _empty_postgres(url: str) -> str:
+    """Give the test an empty database, as SQLite tests get a new file."""
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL with nothing in it yet, on each database pyfaas supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'home' / 'pyfaas.db'}"
+    return _empty_postgres(request.getfixturevalue("postgres_session_url"))
+
+
+def with_store(url: str, story: Callable[[Store], Awaitable[None]]) -> None:
+    async def main() -> None:
+        store = await open_store(url)
+        try:
+            await story(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def record(
+    name: str, *, sha: str = "a" * 64, at: float | None = None, **cfg: Any
+) -> FunctionRecord:
+    now = time.time() if at is None else at
+    return FunctionRecord(
+        config=FunctionConfig(name=name, **cfg),
+        code_sha256=sha,
+        code_size=1234,
+        layer_sha256=None,
+        version="$LATEST",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def schema(url: str) -> dict[str, Any]:
+    """Tables, their columns and the Alembic revision, as the database reports them."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            tables = {
+                t: sorted(c["name"] for c in inspector.get_columns(t))
+                for t in inspector.get_table_names()
+            }
+            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        engine.dispose()
+    return {"tables": tables, "revision": revision}
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(url: str) -> None:
+    with_store(url, lambda store: store.create_function(record("kept")))
+    before = schema(url)
+    assert set(before["tables"]) == {"alembic_version", "functions", "invocation_logs"}
+    assert before["revision"] == [("0001",)]
+
+    async def check(store: Store) -> None:
+        assert [f.name for f in await store.list_functions()] == ["kept"]
+
+    with_store(url, check)
+    assert schema(url) == before
+
+
+def test_two_servers_starting_on_a_new_database_migrate_it_once(url: str) -> None:
+    async def both() -> None:
+        stores = await asyncio.gather(open_store(url), open_store(url), open_store(url))
+        await stores[0].create_function(record("seen-by-all"))
+        for store in stores:
+            assert (await store.get_function("seen-by-all")).name == "seen-by-all"
+            await store.close()
+
+    asyncio.run(both())
+    assert schema(url)["revision"] == [("0001",)]
+
+
+@pytest.mark.slow
+def test_server_processes_starting_together_on_a_new_database_all_come_up(url: str) -> None:
+    opener = "import asyncio, sys; from pyfaas.store import open_store\n" + (
+        "async def main():\n    await (await open_store(sys.argv[1])).close()\nasyncio.run(main())"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", opener, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert schema(url)["revision"] == [("0001",)]
+
+
+def test_the_migrations_build_exactly_the_schema_the_tables_declare(url: str) -> None:
+    with_store(url, lambda store: store.close())
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+
+
+# --- functions ----------------------------------------------------------------------------
+
+
+def test_a_function_round_trips_with_its_whole_configuration(url: str) -> None:
+    original = FunctionRecord(
+        config=FunctionConfig(
+            name="full",
+            handler="app.main.handle",
+            runtime="python3.12",
+            memory_mb=2048,
+            timeout_s=900,
+            environment={"GREETING": "grüß dich 🌍", "EMPTY": "", "JSON": '{"a": [1, "b"]}'},
+            description="ünïcode and 'quotes'",
+        ),
+        code_sha256="c" * 64,
+        code_size=250 * 1024 * 1024,
+        layer_sha256="d" * 64,
+        version="$LATEST",
+        created_at=1_700_000_000.123456,
+        updated_at=1_700_000_123.654321,
+    )
+
+    async def story(store: Store) -> None:
+        await store.create_function(original)
+        assert await store.get_function("full") == original
+        assert await store.list_functions() == [original]
+
+    with_store(url, story)
+
+
+def test_functions_are_listed_by_name(url: str) -> None:
+    async def story(store: Store) -> None:
+        assert await store.list_functions() == []
+        for name in ("b", "c-1", "a_2", "A"):
+            await store.create_function(record(name))
+        assert [f.name for f in await store.list_functions()] == sorted(["b", "c-1", "a_2", "A"])
+
+    with_store(url, story)
+
+
+def test_creating_a_taken_name_raises_function_exists_and_changes_nothing(url: str) -> None:
+    async def story(store: Store) -> None:
+        first = record("taken", environment={"V": "1"})
+        await store.create_function(first)
+        with pytest.raises(FunctionExists) as info:
+            await store.create_function(record("taken", sha="b" * 64))
+        assert info.value.code == "function_exists"
+        assert await store.get_function("taken") == first
+
+    with_store(url, story)
+
+
+def test_racing_creates_of_one_name_have_exactly_one_winner(url: str) -> None:
+    async def story(store: Store) -> None:
+        outcomes = await asyncio.gather(
+            *(store.create_function(record("contested", sha=f"{i:064x}")) for i in range(8)),
+            return_exceptions=True,
+        )
+        assert sum(o is None for o in outcomes) == 1
+        assert all(isinstance(o, FunctionExists) for o in outcomes if o is not None)
+
+    with_store(url, story)
+
+
+def test_put_creates_then_replaces_keeping_created_at(url: str) -> None:
+    async def story(store: Store) -> None:
+        first = record("put-me", at=1000.0, environment={"A": "1"})
+        assert await store.put_function(first) is True
+        second = record("put-me", sha="e" * 64, at=2000.0, memory_mb=256, environment={"B": "2"})
+        assert await store.put_function(second) is False
+        got = await store.get_function("put-me")
+        assert got.created_at == 1000.0, "an update keeps the creation time"
+        assert got.updated_at == 2000.0
+        assert (got.code_sha256, got.config) == (second.code_sha256, second.config)
+
+    with_store(url, story)
+
+
+def test_racing_puts_of_a_new_name_create_it_once(url: str) -> None:
+    async def story(store: Store) -> None:
+        created = await asyncio.gather(*(store.put_function(record("raced")) for _ in range(8)))
+        assert created.count(True) == 1
+        assert [f.name for f in await store.list_functions()] == ["raced"]
+
+    with_store(url, story)
+
+
+def test_missing_functions_raise_function_not_found(url: str) -> None:
+    async def story(store: Store) -> None:
+        with pytest.raises(FunctionNotFound) as got:
+            await store.get_function("ghost")
+        with pytest.raises(FunctionNotFound) as deleted:
+            await store.delete_function("ghost")
+        assert got.value.code == deleted.value.code == "function_not_found"
+        await store.create_function(record("brief"))
+        await store.delete_function("brief")
+        with pytest.raises(FunctionNotFound):
+            await store.get_function("brief")
+        assert await store.list_functions() == []
+
+    with_store(url, story)
+
+
+def test_code_is_referenced_while_a_function_runs_it(url: str) -> None:
+    async def story(store: Store) -> None:
+        assert not await store.code_referenced("1" * 64)
+        await store.create_function(record("one", sha="1" * 64))
+        await store.create_function(record("two", sha="1" * 64))
+        assert await store.code_referenced("1" * 64)
+        await store.delete_function("one")
+        assert await store.code_referenced("1" * 64), "'two' still runs it"
+        await store.put_function(record("two", sha="2" * 64))
+        assert not await store.code_referenced("1" * 64)
+        assert await store.code_referenced("2" * 64)
+
+    with_store(url, story)
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+def lines(function: str, request_id: str, count: int, start: int = 0) -> list[LogRecord]:
+    return [
+        LogRecord(function, request_id, 1_700_000_000.5 + i, f"{request_id} line {i}\n")
+        for i in range(start, start + count)
+    ]
+
+
+def test_logs_come_back_in_the_order_written_with_increasing_ids(url: str) -> None:
+    async def story(store: Store) -> None:
+        await store.append_logs(lines("f", "r1", 3))
+        await store.append_logs(lines("f", "r2", 2) + lines("other", "x", 1))
+        await store.append_logs([])
+        got = await store.query_logs("f")
+        assert [r.text for r in got] == [r.text for r in lines("f", "r1", 3) + lines("f", "r2", 2)]
+        assert [r.timestamp for r in got] == [r.timestamp for r in lines("f", "r1", 3)] + [
+            r.timestamp for r in lines("f", "r2", 2)
+        ]
+        ids = [r.id for r in got]
+        assert ids == sorted(set(ids)) and ids[0] > 0
+        assert [r.request_id for r in await store.query_logs("other")] == ["x"]
+        assert await store.query_logs("nobody") == []
+
+    with_store(url, story)
+
+
+def test_log_queries_by_request_tail_limit_and_follow(url: str) -> None:
+    async def story(store: Store) -> None:
+        await store.append_logs(lines("f", "a", 5) + lines("f", "b", 5) + lines("f", "a", 2, 5))
+        every = await store.query_logs("f")
+        texts = [r.text for r in every]
+
+        assert [r.text for r in await store.query_logs("f", limit=3)] == texts[:3]
+        assert [r.text for r in await store.query_logs("f", limit=3, tail=True)] == texts[-3:]
+        assert await store.query_logs("f", limit=0) == []
+
+        only_a = await store.query_logs("f", request_id="a")
+        assert [r.text for r in only_a] == [f"a line {i}\n" for i in range(7)]
+        tail_a = await store.query_logs("f", request_id="a", tail=True, limit=2)
+        assert [r.text for r in tail_a] == ["a line 5\n", "a line 6\n"]
+
+        # Following: poll with the last id seen, get only what came after it.
+        last = every[-1].id
+        assert await store.query_logs("f", after_id=last) == []
+        await store.append_logs(lines("f", "c", 2))
+        new = await store.query_logs("f", after_id=last)
+        assert [r.text for r in new] == ["c line 0\n", "c line 1\n"]
+        assert all(r.id > last for r in new)
+        middle = every[4].id
+        assert [r.id for r in await store.query_logs("f", after_id=middle, limit=2)] == [
+            every[5].id,
+            every[6].id,
+        ]
+
+    with_store(url, story)
+
+
+def test_a_batch_of_logs_is_written_with_one_executemany(url: str) -> None:
+    inserts: list[bool] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, _p: Any, _c: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INVOCATION_LOGS"):
+            inserts.append(many)
+
+    async def story(store: Store) -> None:
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+        try:
+            await store.append_logs(lines("batched", "r", 200))
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+        assert len(await store.query_logs("batched")) == 200
+
+    with_store(url, story)
+    assert inserts == [True]
+
+
+def test_deleting_a_function_deletes_its_logs_and_no_others(url: str) -> None:
+    async def story(store: Store) -> None:
+        await store.create_function(record("doomed"))
+        await store.create_function(record("neighbour"))
+        await store.append_logs(lines("doomed", "r", 3) + lines("neighbour", "n", 2))
+        await store.delete_function("doomed")
+        assert await store.query_logs("doomed") == []
+        assert len(await store.query_logs("neighbour")) == 2
+
+    with_store(url, story)
+
+
+# --- opening a store ----------------------------------------------------------------------
+
+
+def test_sqlite_runs_in_wal_mode_and_creates_its_directory(tmp_path: Path) -> None:
+    path = tmp_path / "not" / "yet" / "there" / "pyfaas.db"
+    pragmas: dict[str, object] = {}
+
+    async def story(store: Store) -> None:
+        await store.create_function(record("w"))
+
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for name in ("synchronous", "foreign_keys", "busy_timeout"):
+            cursor.execute(f"PRAGMA {name}")
+            pragmas[name] = cursor.fetchone()[0]
+        cursor.close()
+
+    sa.event.listen(sa.pool.Pool, "checkout", on_checkout)
+    try:
+        with_store(f"sqlite:///{path}", story)
+    finally:
+        sa.event.remove(sa.pool.Pool, "checkout", on_checkout)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert pragmas == {"synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["mysql://root@localhost/db", "sqlite://", "sqlite:///:memory:", "not a url at all"],
+)
+def test_an_unsupported_store_url_is_a_configuration_error_naming_what_works(bad: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        asyncio.run(open_store(bad))
+    assert "sqlite:///" in info.value.message
+    assert "postgresql+psycopg://" in info.value.message
+
+
+def test_an_unreachable_postgres_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        asyncio.run(open_store("postgresql+psycopg://postgres@127.0.0.1:1/nothing"))
+    assert "cannot open the store database" in info.value.message
