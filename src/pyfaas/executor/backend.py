@@ -21,22 +21,40 @@ class FunctionStats:
 
 
 class ExecutorBackend(Protocol):
-    """What the control plane needs from an executor."""
+    """What the control plane needs from an executor (local processes today, Ray later).
 
-    async def start(self) -> None: ...
+    Every method is a coroutine on the server's event loop and never blocks it.
+    """
+
+    async def start(self) -> None:
+        """Start background work (the idle reaper). Call once, before anything else."""
+        ...
 
     async def validate(self, fv: FunctionVersion) -> float:
-        """Import fv's handler in a worker; return init ms. Raises InvalidBundle."""
+        """Import fv's handler in a new worker (Lambda's init phase); return its init ms.
+
+        The worker then waits warm, so the first invoke is warm. Raises InvalidBundle with
+        code handler_module_not_found, handler_not_found, handler_syntax_error or
+        handler_init_error (the worker is discarded); ServiceUnavailable when closed.
+        """
         ...
 
     async def invoke(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
-        """Run one invocation; handler failures are results, not exceptions."""
+        """Run one invocation. Whatever the handler does is a result (``function_error``
+        set); raises only for platform problems (ServiceUnavailable)."""
         ...
 
     async def retire(self, name: str, keep: FunctionVersion | None = None) -> None:
-        """Stop the workers of ``name`` except those of ``keep``."""
+        """Stop the workers of every version of ``name`` except ``keep``'s (update, delete).
+
+        Idle workers stop before this returns; busy ones finish their invocation first.
+        """
         ...
 
-    def stats(self, name: str) -> FunctionStats: ...
+    def stats(self, name: str) -> FunctionStats:
+        """``name``'s workers right now and its counters. Non-blocking."""
+        ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Stop every worker and wait until all are gone. Idempotent."""
+        ...

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from pyfaas.executor import results
 from pyfaas.executor.backend import FunctionStats
-from pyfaas.executor.worker import WorkerDied, WorkerProcess
+from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerProcess, WorkerTimedOut
 from pyfaas.model import (
     FunctionVersion,
-    InvalidBundle,
     InvocationRequest,
     InvocationResult,
     Limits,
     ServiceUnavailable,
 )
-
-_INIT_ERROR_TYPES = {
-    "handler_not_found": "Runtime.HandlerNotFound",
-    "handler_syntax_error": "Runtime.UserCodeSyntaxError",
-}
 
 
 @dataclass
@@ -38,7 +31,11 @@ class _Counters:
 
 @dataclass
 class _Pool:
-    """Workers of one function version: idle ones (most recently used last) and busy ones."""
+    """Workers of one function version: idle ones (most recently used last) and busy ones.
+
+    Idle workers are taken from the end (LIFO): the warmest serve, and the ones at the front
+    age out, so a pool shrinks back after a burst.
+    """
 
     fv: FunctionVersion
     idle: list[WorkerProcess] = field(default_factory=list)
@@ -51,7 +48,8 @@ class LocalExecutor:
     """Runs invocations in worker processes on this machine.
 
     A version's idle worker is reused (warm); with none idle a new one starts (cold). A worker
-    serves one invocation at a time. Idle workers are stopped after ``idle_timeout_s``.
+    serves one invocation at a time. Idle workers are stopped after ``idle_timeout_s``. All
+    methods are coroutines on the server's event loop and never block it.
     """
 
     def __init__(
@@ -68,119 +66,83 @@ class LocalExecutor:
         self._python = python
         self._pools: dict[tuple[object, ...], _Pool] = {}
         self._counters: dict[str, _Counters] = {}
+        # Every worker whose process exists, from spawn until its stop begins: what close()
+        # must stop, including cold starts that no pool holds yet.
+        self._workers: set[WorkerProcess] = set()
+        self._stopping: set[asyncio.Future[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
-        self._stopping: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        """Create the scratch directory and start the idle reaper."""
         await asyncio.to_thread(self._scratch.mkdir, parents=True, exist_ok=True)
         self._reaper = asyncio.create_task(self._reap_idle(), name="pyfaas-idle-reaper")
 
     async def validate(self, fv: FunctionVersion) -> float:
-        """Import the handler in a new worker, which then waits warm. Raises InvalidBundle."""
+        """Import the handler in a new worker, which then waits warm; return the init ms.
+
+        Raises InvalidBundle (code handler_*; the worker is discarded), ServiceUnavailable.
+        """
+        self._check_open()
         worker = await self._start_worker(fv)
         worker.last_used = time.monotonic()
         self._pool(fv).idle.append(worker)
         return worker.init_ms
 
     async def invoke(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
-        """Run one invocation. Handler failures come back as results, never as exceptions."""
-        if self._closed:
-            raise ServiceUnavailable("the server is shutting down")
+        """Run one invocation and return its result.
+
+        Whatever the handler does (raise, time out, crash, exhaust memory) comes back as a
+        result with ``function_error`` set. Raises ServiceUnavailable when the executor is
+        closed, or closes during the call, or cannot start a process.
+        """
         counters = self._counters.setdefault(fv.name, _Counters())
         counters.invocations += 1
-        pool = self._pool(fv)
-        init_ms: float | None = None
-        if pool.idle:
-            worker = pool.idle.pop()
-        else:
-            pool.starting += 1
-            try:
-                worker = await self._start_worker(fv)
-            except InvalidBundle as exc:
-                return _error_result(
-                    fv,
-                    request,
-                    _INIT_ERROR_TYPES.get(exc.code, "Runtime.ImportModuleError"),
-                    exc.message,
-                )
-            finally:
-                pool.starting -= 1
-            counters.cold_starts += 1
-            init_ms = worker.init_ms
-        pool.busy.add(worker)
+        try:
+            worker, init_ms = await self._acquire(fv, counters)
+        except HandlerInitFailed as exc:
+            return results.init_failed(fv, request, exc.code, exc.message, exc.logs)
         try:
             reply = await worker.invoke(request, fv.timeout_s)
-        except TimeoutError:
+        except WorkerTimedOut as exc:
+            self._discard(worker)
+            self._check_open()
             counters.timeouts += 1
-            pool.busy.discard(worker)
-            self._stop_later(worker)
-            return _timeout_result(fv, request, init_ms)
-        except asyncio.CancelledError:
-            pool.busy.discard(worker)
-            self._stop_later(worker)
-            raise
+            return results.timed_out(fv, request, init_ms, exc.logs)
         except WorkerDied as exc:
+            self._discard(worker)
+            self._check_open()  # close() stopped it: not the handler's doing
             counters.crashes += 1
-            pool.busy.discard(worker)
-            self._stop_later(worker)
-            return _error_result(
-                fv,
-                request,
-                "Runtime.ExitError",
-                f"RequestId: {request.request_id} Error: Runtime exited with error: {exc}",
-                init_ms=init_ms,
-            )
-        pool.busy.discard(worker)
-        max_rss_mb = reply["max_rss_kb"] // 1024
-        body, error = reply["body"], reply["error"]
-        if max_rss_mb > fv.memory_mb:
-            # Lambda stops a function past its memory size; we learn it after the call.
-            body = json.dumps(
-                {
-                    "errorMessage": f"RequestId: {request.request_id} Error: Runtime exited "
-                    f"with error: memory used ({max_rss_mb} MB) exceeds the function's "
-                    f"{fv.memory_mb} MB",
-                    "errorType": "Runtime.OutOfMemory",
-                }
-            ).encode()
-            error, reply["recycle"] = True, True
-        if reply["recycle"] or pool.retired or self._closed:
-            self._stop_later(worker)
-        else:
-            pool.idle.append(worker)
-        return InvocationResult(
-            request_id=request.request_id,
-            body=body,
-            function_error="Unhandled" if error else None,
-            duration_ms=reply["duration_ms"],
-            init_duration_ms=init_ms,
-            max_memory_used_mb=max_rss_mb,
-            logs=reply["logs"],
-            version=fv.version,
-        )
+            return results.crashed(fv, request, init_ms, str(exc))
+        except BaseException:  # cancelled: the worker's state is unknown
+            self._discard(worker)
+            raise
+        result, reusable = results.from_reply(fv, request, reply, init_ms)
+        self._release(worker, reusable)
+        return result
 
     async def retire(self, name: str, keep: FunctionVersion | None = None) -> None:
-        """Stop the workers of ``name``'s versions (but ``keep``'s).
+        """Stop the workers of ``name``'s versions (but ``keep``'s), e.g. on update/delete.
 
-        Idle ones stop now; busy ones finish their invocation, then stop.
+        Idle ones stop now (awaited); busy ones finish their invocation, then stop.
         """
         stopping = []
         for key, pool in list(self._pools.items()):
             if pool.fv.name == name and (keep is None or key != keep.pool_key):
                 pool.retired = True
                 del self._pools[key]
-                stopping += pool.idle
+                stopping += [self._discard(w) for w in pool.idle]
                 pool.idle = []
         if keep is None:
             self._counters.pop(name, None)
-        await asyncio.gather(*(w.stop() for w in stopping))
+        await asyncio.gather(*stopping)
 
     def stats(self, name: str) -> FunctionStats:
+        """``name``'s workers now (cold starts under way count as busy) and its counters."""
         busy = idle = 0
         for pool in self._pools.values():
             if pool.fv.name == name:
-                busy += len(pool.busy)
+                busy += len(pool.busy) + pool.starting
                 idle += len(pool.idle)
         c = self._counters.get(name, _Counters())
         return FunctionStats(
@@ -193,21 +155,98 @@ class LocalExecutor:
         )
 
     async def close(self) -> None:
-        """Stop every worker and wait for them. Idempotent."""
+        """Stop every worker (busy ones after a short grace) and wait until all are reaped.
+
+        Idempotent. Calls in flight raise ServiceUnavailable; later ones too.
+        """
         self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        workers = [w for p in self._pools.values() for w in (*p.idle, *p.busy)]
         self._pools.clear()
-        await asyncio.gather(*(w.stop(grace_s=0.5) for w in workers), *self._stopping)
+        for worker in list(self._workers):
+            self._discard(worker, grace_s=0.5)
+        while self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
 
-    def _stop_later(self, worker: WorkerProcess) -> None:
-        task = asyncio.create_task(worker.stop(grace_s=0))
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
+    async def _acquire(
+        self, fv: FunctionVersion, counters: _Counters
+    ) -> tuple[WorkerProcess, float | None]:
+        """A worker for one invocation of ``fv``, marked busy, and its init ms if it is new.
+
+        An idle worker if there is one, else a cold start. This is where admission control
+        (a machine-wide cap, per-function concurrency) belongs: wait or raise TooManyRequests
+        here, before a process is started.
+        """
+        self._check_open()
+        pool = self._pool(fv)
+        while pool.idle:
+            worker = pool.idle.pop()
+            if worker.alive:
+                pool.busy.add(worker)
+                return worker, None
+            self._discard(worker)  # killed while idle (OOM killer, operator): reap, go on
+        pool.starting += 1
+        try:
+            worker = await self._start_worker(fv)
+        finally:
+            pool.starting -= 1
+        counters.cold_starts += 1
+        # The pool may have been retired meanwhile; _release then stops the worker.
+        pool.busy.add(worker)
+        return worker, worker.init_ms
+
+    def _release(self, worker: WorkerProcess, reusable: bool) -> None:
+        """Back to idle after an invocation, or stopped if it must not serve again."""
+        pool = self._pools.get(worker.fv.pool_key)
+        if pool is None or worker not in pool.busy:
+            # Retired (or the executor closed) while it ran.
+            self._discard(worker)
+            return
+        pool.busy.discard(worker)
+        if not reusable:
+            self._discard(worker)
+            return
+        worker.last_used = time.monotonic()
+        pool.idle.append(worker)
+
+    async def _start_worker(self, fv: FunctionVersion) -> WorkerProcess:
+        """Spawn a worker and wait for its handler import. Raises HandlerInitFailed,
+        ServiceUnavailable."""
+        try:
+            worker = await WorkerProcess.spawn(
+                fv, python=self._python, scratch_root=self._scratch, limits=self._limits
+            )
+        except OSError as exc:
+            raise ServiceUnavailable(f"cannot start a worker process: {exc}") from exc
+        self._workers.add(worker)
+        try:
+            await worker.handshake()
+        except BaseException:
+            self._workers.discard(worker)  # handshake has stopped it
+            self._check_open()  # stopped by close(): not the bundle's fault
+            raise
+        if self._closed:
+            await self._discard(worker)
+            self._check_open()
+        return worker
+
+    def _discard(self, worker: WorkerProcess, grace_s: float = 0.0) -> asyncio.Future[None]:
+        """Stop ``worker`` in the background; close() waits for it. Non-blocking."""
+        self._workers.discard(worker)
+        pool = self._pools.get(worker.fv.pool_key)
+        if pool is not None:
+            pool.busy.discard(worker)
+        stopping = worker.stop(grace_s)
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+        return stopping
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ServiceUnavailable("the executor is shutting down; retry on another server")
 
     def _pool(self, fv: FunctionVersion) -> _Pool:
         pool = self._pools.get(fv.pool_key)
@@ -215,62 +254,17 @@ class LocalExecutor:
             pool = self._pools[fv.pool_key] = _Pool(fv)
         return pool
 
-    async def _start_worker(self, fv: FunctionVersion) -> WorkerProcess:
-        return await WorkerProcess.start(
-            fv, python=self._python, scratch_root=self._scratch, limits=self._limits
-        )
-
     async def _reap_idle(self) -> None:
+        """Scale to zero: stop workers idle longer than idle_timeout_s; drop empty pools."""
         period = min(5.0, max(0.05, self._idle_timeout_s / 4))
         while True:
             await asyncio.sleep(period)
             cutoff = time.monotonic() - self._idle_timeout_s
-            stale: list[WorkerProcess] = []
+            stale: list[asyncio.Future[None]] = []
             for key, pool in list(self._pools.items()):
-                keep = [w for w in pool.idle if w.last_used > cutoff]
-                stale += [w for w in pool.idle if w.last_used <= cutoff]
-                pool.idle = keep
+                stale += [self._discard(w) for w in pool.idle if w.last_used <= cutoff]
+                pool.idle = [w for w in pool.idle if w.last_used > cutoff]
                 if not pool.idle and not pool.busy and not pool.starting:
                     del self._pools[key]
             if stale:
-                await asyncio.gather(*(w.stop() for w in stale))
-
-
-def _error_result(
-    fv: FunctionVersion,
-    request: InvocationRequest,
-    error_type: str,
-    message: str,
-    *,
-    init_ms: float | None = None,
-    duration_ms: float = 0.0,
-    logs: str = "",
-) -> InvocationResult:
-    body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-    return InvocationResult(
-        request_id=request.request_id,
-        body=body,
-        function_error="Unhandled",
-        duration_ms=duration_ms,
-        init_duration_ms=init_ms,
-        logs=logs,
-        version=fv.version,
-    )
-
-
-def _timeout_result(
-    fv: FunctionVersion, request: InvocationRequest, init_ms: float | None
-) -> InvocationResult:
-    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    message = (
-        f"RequestId: {request.request_id} Error: Task timed out after {fv.timeout_s:.2f} seconds"
-    )
-    return _error_result(
-        fv,
-        request,
-        "Sandbox.Timedout",
-        message,
-        init_ms=init_ms,
-        duration_ms=fv.timeout_s * 1000.0,
-        logs=f"{when} {message}\n",
-    )
+                await asyncio.gather(*stale)

@@ -8,37 +8,53 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-import pyfaas
+from pyfaas.executor.environment import worker_environment
 from pyfaas.model import FunctionVersion, InvalidBundle, InvocationRequest, Limits
 from pyfaas.runtime.wire import FrameDecoder, encode
 
-# Where workers import pyfaas.runtime from: the same code the server runs.
-_RUNTIME_PATH = str(Path(pyfaas.__file__).resolve().parent.parent)
-# RLIMIT_AS caps address space, not resident memory: the interpreter maps shared libraries
-# and allocator arenas it never touches. This much is granted on top of the function's memory
-# so that a 128 MB function can start; the RSS check after each call enforces the real limit.
-ADDRESS_SPACE_HEADROOM_MB = 512
+_BOOTSTRAP = ("-m", "pyfaas.runtime.bootstrap")
+# How long a worker may take to import its handler. Lambda allows 10 s of init.
+_INIT_TIMEOUT_S = 10.0
 
 
 class WorkerDied(Exception):
-    """The worker process exited while an invocation was in flight."""
+    """The worker process exited while an invocation was in flight.
+
+    Its message is the reason as Lambda words it: "exit status 3", "signal: killed".
+    """
 
     def __init__(self, returncode: int | None) -> None:
         self.returncode = returncode
         if returncode is None:
             reason = "exited"
         elif returncode < 0:
-            name = signal.Signals(-returncode).name[3:].lower()
-            reason = f"signal: {'killed' if name == 'kill' else name}"
+            # strsignal gives the words Lambda's Go runtime prints: "killed",
+            # "segmentation fault", "aborted".
+            name = signal.strsignal(-returncode) or f"signal {-returncode}"
+            reason = f"signal: {name.lower()}"
         else:
             reason = f"exit status {returncode}"
         super().__init__(reason)
+
+
+class HandlerInitFailed(InvalidBundle):
+    """The handler could not be loaded (code handler_*); ``logs``: what its import wrote."""
+
+    def __init__(self, message: str, *, code: str, logs: str = "") -> None:
+        super().__init__(message, code=code)
+        self.logs = logs
+
+
+class WorkerTimedOut(TimeoutError):
+    """The invocation outran its timeout; the worker is killed. ``logs``: its output so far."""
+
+    def __init__(self, logs: str) -> None:
+        super().__init__("timed out")
+        self.logs = logs
 
 
 class _Channel(asyncio.SubprocessProtocol):
@@ -74,9 +90,15 @@ class _Channel(asyncio.SubprocessProtocol):
 
 
 class WorkerProcess:
-    """A running worker for one function version. One invocation at a time."""
+    """A running worker for one function version. One invocation at a time.
 
-    def __init__(self, fv: FunctionVersion, channel: _Channel, scratch: Path, pid: int) -> None:
+    Life cycle: :meth:`spawn` (the process exists), :meth:`handshake` (the handler is
+    imported), any number of :meth:`invoke`, then :meth:`stop`, which is idempotent.
+    """
+
+    def __init__(
+        self, fv: FunctionVersion, channel: _Channel, scratch: Path, pid: int, log_cap: int
+    ) -> None:
         self.fv = fv
         self.pid = pid
         self.init_ms = 0.0
@@ -84,65 +106,91 @@ class WorkerProcess:
         self.invocations = 0
         self._channel = channel
         self._scratch = scratch
+        self._log_cap = log_cap
+        self._stopped: asyncio.Future[None] | None = None
         assert channel.transport is not None
         # uvloop's pipe transports are not asyncio.WriteTransport subclasses, hence the cast.
         self._stdin = cast(asyncio.WriteTransport, channel.transport.get_pipe_transport(0))
 
     @classmethod
-    async def start(
+    async def spawn(
         cls, fv: FunctionVersion, *, python: str, scratch_root: Path, limits: Limits
     ) -> WorkerProcess:
-        """Start a worker and import the handler.
-
-        Raises InvalidBundle (code handler_*) when the handler cannot be loaded; the process
-        is gone by then.
-        """
+        """Start the process (in a new session, so its whole group can be killed) and return
+        at once; :meth:`handshake` waits for the handler import. Raises OSError."""
         worker_id = secrets.token_hex(16)
         scratch = scratch_root / f"{fv.name}-{worker_id[:12]}"
         await asyncio.to_thread(_make_scratch, scratch)
-        env = _environment(fv, worker_id, scratch, limits)
+        env = worker_environment(fv, worker_id, scratch, limits)
         loop = asyncio.get_running_loop()
         channel = _Channel()
         channel.waiter = loop.create_future()
-        transport, _ = await loop.subprocess_exec(
-            lambda: channel,
-            python,
-            "-m",
-            "pyfaas.runtime.bootstrap",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=None,
-            env=env,
-            cwd=scratch,
-            start_new_session=True,
-        )
-        worker = cls(fv, channel, scratch, transport.get_pid())
         try:
-            hello = await asyncio.wait_for(channel.waiter, timeout=max(10.0, fv.timeout_s))
+            transport, _ = await loop.subprocess_exec(
+                lambda: channel,
+                python,
+                *_BOOTSTRAP,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=None,  # the bootstrap points fd 2 at its capture file at once
+                env=env,
+                cwd=scratch,
+                start_new_session=True,
+            )
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            raise
+        return cls(fv, channel, scratch, transport.get_pid(), limits.log_bytes_per_invocation)
+
+    async def handshake(self) -> float:
+        """Wait until the handler is imported; return the init ms.
+
+        Raises HandlerInitFailed, an InvalidBundle (code handler_*), when it cannot be loaded;
+        the worker is stopped by then. Cancelled, it stops the worker too.
+        """
+        waiter = self._channel.waiter
+        assert waiter is not None
+        try:
+            hello = await asyncio.wait_for(
+                waiter, timeout=max(_INIT_TIMEOUT_S, float(self.fv.timeout_s))
+            )
         except (TimeoutError, WorkerDied) as exc:
-            await worker.stop()
+            await self.stop(grace_s=0)
             code = "handler_init_error"
             if isinstance(exc, TimeoutError):
-                raise InvalidBundle(
+                raise HandlerInitFailed(
                     "importing the handler did not finish in time", code=code
                 ) from None
-            raise InvalidBundle(
-                f"the worker exited while importing the handler ({exc})", code=code
+            transport = self._channel.transport
+            returncode = transport.get_returncode() if transport is not None else None
+            raise HandlerInitFailed(
+                f"the worker exited while importing the handler ({WorkerDied(returncode)})",
+                code=code,
             ) from None
+        except BaseException:
+            await self.stop(grace_s=0)
+            raise
         if hello["t"] == "init_error":
-            await worker.stop()
-            raise InvalidBundle(hello["message"], code=hello["code"])
-        channel.waiter = None
-        worker.init_ms = hello["init_ms"]
-        return worker
+            await self.stop()
+            raise HandlerInitFailed(hello["message"], code=hello["code"], logs=hello["logs"])
+        self._channel.waiter = None
+        self.init_ms = hello["init_ms"]
+        return self.init_ms
+
+    @property
+    def alive(self) -> bool:
+        """False once the process has exited (for whatever reason) or is being stopped."""
+        return self._stopped is None and not self._channel.exited.done()
 
     async def invoke(self, request: InvocationRequest, timeout_s: float) -> dict[str, Any]:
-        """Run one invocation; returns the worker's reply.
+        """Run one invocation; returns the worker's "result" message.
 
-        Raises TimeoutError (the worker is killed) or WorkerDied (with its exit status).
+        Raises WorkerTimedOut (the worker is killed) or WorkerDied (with its exit status).
+        Cancelled, it kills the worker: its state is unknown.
         """
         channel = self._channel
-        assert channel.transport is not None
+        if channel.exited.done():  # died while idle: the exit was seen with nobody waiting
+            raise WorkerDied(channel.exited.result())
         waiter = channel.waiter = asyncio.get_running_loop().create_future()
         self.invocations += 1
         self._stdin.write(
@@ -160,13 +208,11 @@ class WorkerProcess:
         # A plain timer, not asyncio.wait_for: this is the invoke hot path.
         timer = asyncio.get_running_loop().call_later(timeout_s, _expire, waiter)
         try:
-            reply = await waiter
+            reply: dict[str, Any] = await waiter
             channel.waiter = None
         except TimeoutError:
-            self.kill()
-            raise
+            raise WorkerTimedOut(await self._kill_keeping_output()) from None
         except asyncio.CancelledError:
-            # The caller went away mid-invocation: the worker's state is unknown.
             self.kill()
             raise
         except WorkerDied:
@@ -177,27 +223,51 @@ class WorkerProcess:
         finally:
             timer.cancel()
         self.last_used = time.monotonic()
-        return dict(reply)
+        return reply
 
     def kill(self) -> None:
-        """SIGKILL the worker and anything it started (its own process group)."""
+        """SIGKILL the worker and anything it started (its own process group). Non-blocking."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
 
-    async def stop(self, grace_s: float = 1.0) -> None:
-        """Ask the worker to exit (close its stdin), kill it after ``grace_s``, clean up."""
+    async def _kill_keeping_output(self) -> str:
+        """Kill the worker; return what it wrote during this invocation (best effort)."""
+        try:
+            # The worker's fd 1 is its unlinked capture file: open it before the process
+            # (and with it /proc/<pid>/fd) goes away.
+            fd = os.open(f"/proc/{self.pid}/fd/1", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        self.kill()
+        if fd < 0:
+            return ""
+        try:
+            return await asyncio.to_thread(_read_output, fd, self._log_cap)
+        except OSError:
+            return ""
+        finally:
+            os.close(fd)
+
+    def stop(self, grace_s: float = 1.0) -> asyncio.Future[None]:
+        """Ask the worker to exit (close its stdin), kill its group after ``grace_s``, reap
+        it, remove its scratch directory. Idempotent: every caller awaits the same stop."""
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop(grace_s))
+        return asyncio.shield(self._stopped)
+
+    async def _stop(self, grace_s: float) -> None:
         transport = self._channel.transport
-        if transport is not None and not self._channel.exited.done():
+        exited = self._channel.exited
+        if transport is not None and not exited.done():
             stdin = transport.get_pipe_transport(0)
             if stdin is not None:
                 stdin.close()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._channel.exited), grace_s)
-            except TimeoutError:
-                self.kill()
+            if grace_s > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(self._channel.exited), 5.0)
-        self.kill()  # children it may have left behind in its group
+                    await asyncio.wait_for(asyncio.shield(exited), grace_s)
+        self.kill()  # if it is still there, and any children it left in its group
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(exited), 5.0)
         if transport is not None:
             transport.close()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
@@ -212,37 +282,9 @@ def _make_scratch(scratch: Path) -> None:
     (scratch / "tmp").mkdir(parents=True, mode=0o700)
 
 
-def _environment(
-    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
-) -> dict[str, str]:
-    """The worker's whole environment: nothing of the server's leaks in."""
-    day = datetime.now(UTC).strftime("%Y/%m/%d")
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "TZ": ":UTC",
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch / "tmp"),
-        "PYTHONPATH": _RUNTIME_PATH,
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "MALLOC_ARENA_MAX": "2",
-        "_HANDLER": fv.handler,
-        "LAMBDA_TASK_ROOT": fv.code_dir,
-        "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
-        "AWS_LAMBDA_FUNCTION_NAME": fv.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": fv.version,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fv.memory_mb),
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fv.name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{fv.version}]{worker_id}",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-        "AWS_REGION": fv.region,
-        "AWS_DEFAULT_REGION": fv.region,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fv.runtime}",
-        "PYFAAS_LOG_CAP_BYTES": str(limits.log_bytes_per_invocation),
-        "PYFAAS_ADDRESS_SPACE_BYTES": str((fv.memory_mb + ADDRESS_SPACE_HEADROOM_MB) << 20),
-    }
-    if fv.layer_dir:
-        env["PYFAAS_LAYER_DIR"] = fv.layer_dir
-    env.update(fv.environment)
-    return env
+def _read_output(fd: int, cap: int) -> str:
+    size = os.fstat(fd).st_size
+    text = os.pread(fd, min(size, cap), 0).decode("utf-8", errors="replace")
+    if size > cap:
+        text += f"\n[pyfaas: {size - cap} bytes of log output truncated]\n"
+    return text

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
 
 import msgpack
+
+# typing is for the type checker only: importing it costs milliseconds of every cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 HEADER = struct.Struct(">I")
 

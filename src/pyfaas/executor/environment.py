@@ -1,0 +1,62 @@
+"""The whole environment of a worker process: Lambda's variables, nothing of the server's."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyfaas
+from pyfaas.model import FunctionVersion, Limits
+
+# Where workers import pyfaas.runtime from: the very code the server runs, whatever its
+# install (site-packages, a source tree on PYTHONPATH).
+RUNTIME_PATH = str(Path(pyfaas.__file__).resolve().parent.parent)
+
+# RLIMIT_AS caps address space, not resident memory. A bare worker maps ~16 MB for ~13 MB
+# resident, but every thread reserves an 8 MB stack it rarely touches (8 threads: +130 MB of
+# address space, +0.1 MB resident), and native libraries reserve arenas and buffers the same
+# way. So the limit is memory_mb plus this headroom: a huge allocation still fails at once
+# as MemoryError (Runtime.OutOfMemory), and the executor checks the worker's peak RSS after
+# each call against memory_mb itself (results.from_reply). A cgroup's memory.max would be
+# the exact tool, but these machines run cgroup v1 without per-process delegation.
+ADDRESS_SPACE_HEADROOM_MB = 512
+
+
+def worker_environment(
+    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
+) -> dict[str, str]:
+    """The environment for one worker of ``fv``; ``fv.environment`` is applied last."""
+    day = datetime.now(UTC).strftime("%Y/%m/%d")
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch / "tmp"),
+        "PYTHONPATH": RUNTIME_PATH,
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # glibc makes an arena per thread (64 MB of address space each): with RLIMIT_AS set,
+        # a handler starting a few threads would hit MemoryError long before memory_mb.
+        "MALLOC_ARENA_MAX": "2",
+        "_HANDLER": fv.handler,
+        "LAMBDA_TASK_ROOT": fv.code_dir,
+        "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
+        "AWS_LAMBDA_FUNCTION_NAME": fv.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": fv.version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fv.memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fv.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{fv.version}]{worker_id}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_REGION": fv.region,
+        "AWS_DEFAULT_REGION": fv.region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fv.runtime}",
+        # Read (and removed from os.environ) by the bootstrap before user code runs.
+        "PYFAAS_LOG_CAP_BYTES": str(limits.log_bytes_per_invocation),
+        "PYFAAS_ADDRESS_SPACE_BYTES": str((fv.memory_mb + ADDRESS_SPACE_HEADROOM_MB) << 20),
+    }
+    if fv.layer_dir:
+        env["PYFAAS_LAYER_DIR"] = fv.layer_dir
+    env.update(fv.environment)
+    return env
