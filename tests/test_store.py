@@ -15,8 +15,11 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from conftest import postgres_database
 from pyfaas.model import (
@@ -28,6 +31,7 @@ from pyfaas.model import (
     LogRecord,
 )
 from pyfaas.store import Store, open_store
+from pyfaas.store.engine import MIGRATIONS
 from pyfaas.store.tables import metadata
 
 
@@ -97,12 +101,14 @@ def schema(url: str) -> dict[str, Any]:
 
 # --- migrations ---------------------------------------------------------------------------
 
+HEAD = [(ScriptDirectory(str(MIGRATIONS)).get_current_head(),)]
+
 
 def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(url: str) -> None:
     with_store(url, lambda store: store.create_function(record("kept")))
     before = schema(url)
     assert set(before["tables"]) == {"alembic_version", "functions", "invocation_logs"}
-    assert before["revision"] == [("0001",)]
+    assert before["revision"] == HEAD
 
     async def check(store: Store) -> None:
         assert [f.name for f in await store.list_functions()] == ["kept"]
@@ -120,7 +126,7 @@ def test_two_servers_starting_on_a_new_database_migrate_it_once(url: str) -> Non
             await store.close()
 
     asyncio.run(both())
-    assert schema(url)["revision"] == [("0001",)]
+    assert schema(url)["revision"] == HEAD
 
 
 @pytest.mark.slow
@@ -134,7 +140,7 @@ def test_server_processes_starting_together_on_a_new_database_all_come_up(url: s
     ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
-    assert schema(url)["revision"] == [("0001",)]
+    assert schema(url)["revision"] == HEAD
 
 
 def test_the_migrations_build_exactly_the_schema_the_tables_declare(url: str) -> None:
@@ -146,6 +152,37 @@ def test_the_migrations_build_exactly_the_schema_the_tables_declare(url: str) ->
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_upgrading_a_database_of_the_first_schema_keeps_its_functions(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO functions VALUES ('old', 'handler.handler', 'python3.11', 256, "
+                    "5, '{}', 'from 0001', :sha, 10, NULL, '$LATEST', 1.0, 2.0)"
+                ),
+                {"sha": "c" * 64},
+            )
+    finally:
+        engine.dispose()
+
+    async def check(store: Store) -> None:
+        old = await store.get_function("old")
+        assert (old.config.memory_mb, old.config.description) == (256, "from 0001")
+        cfg = old.config
+        assert (cfg.reserved_concurrency, cfg.provisioned_concurrency) == (None, 0)
+        assert (cfg.concurrency_per_worker, cfg.idle_timeout_s) == (1, None)
+
+    with_store(url, check)
+    assert schema(url)["revision"] == HEAD
 
 
 # --- functions ----------------------------------------------------------------------------

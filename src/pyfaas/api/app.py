@@ -22,6 +22,7 @@ from pyfaas.api.functions import (
     delete_function,
     get_function,
     list_functions,
+    patch_function,
     put_function,
 )
 from pyfaas.api.invoke import invoke_function
@@ -70,6 +71,7 @@ ROUTES = [
     Route("/v1/functions", create_function, methods=["POST"]),
     Route("/v1/functions/{name}", get_function, methods=["GET"]),
     Route("/v1/functions/{name}", put_function, methods=["PUT"]),
+    Route("/v1/functions/{name}", patch_function, methods=["PATCH"]),
     Route("/v1/functions/{name}", delete_function, methods=["DELETE"]),
     Route("/v1/functions/{name}/logs", function_logs, methods=["GET"]),
 ]

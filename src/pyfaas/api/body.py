@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from starlette.requests import Request
 
-from pyfaas.model import PayloadTooLarge
+from pyfaas.model import InvalidRequest, PayloadTooLarge
 
 
 async def read_body(request: Request, limit: int, what: str = "payload") -> bytes:
@@ -20,3 +23,15 @@ async def read_body(request: Request, limit: int, what: str = "payload") -> byte
             raise PayloadTooLarge(f"{what} is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_json_object(request: Request, limit: int, what: str = "the body") -> dict[str, Any]:
+    """The body parsed as a JSON object; raises PayloadTooLarge, InvalidRequest."""
+    raw = await read_body(request, limit, what)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"{what} is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{what} must be a JSON object", code="invalid_json")
+    return data

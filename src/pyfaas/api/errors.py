@@ -16,16 +16,18 @@ log = logging.getLogger("pyfaas.api")
 _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed"}
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, **extra: str) -> Response:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
 
 async def pyfaas_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PyfaasError)
-    response = error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, TooManyRequests):
+        # Lambda's TooManyRequestsException carries a Reason; Retry-After is whole seconds.
+        response = error_response(exc.status, exc.code, exc.message, reason=exc.reason)
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-    return response
+        return response
+    return error_response(exc.status, exc.code, exc.message)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -16,6 +16,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pyfaas.api.body import read_json_object
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import services
 from pyfaas.model import (
@@ -89,7 +90,34 @@ async def get_function(request: Request) -> Response:
     svc = services(request)
     record = await svc.functions.get(request.path_params["name"])
     body = record.to_dict()
-    body["stats"] = asdict(svc.executor.stats(record.name))
+    body["stats"] = asdict(svc.scaler.stats(record.name))
+    return JSONResponse(body)
+
+
+async def patch_function(request: Request) -> Response:
+    """Change configuration fields of a function, keeping its code.
+    ---
+    summary: Update a function's configuration
+    description: >
+      A JSON object with any of the configuration fields (memory_mb, timeout_s, environment,
+      description, handler, reserved_concurrency, provisioned_concurrency,
+      concurrency_per_worker, idle_timeout_s). Changes workers see are validated in a new
+      worker first; scaling settings alone keep the warm workers.
+    parameters: [{name: name, in: path, required: true, schema: {type: string}}]
+    requestBody:
+      content:
+        application/json:
+          schema: {type: object}
+    responses:
+      200: {description: "the function (changed tells whether anything differed)"}
+      400: {description: invalid_config and friends}
+      404: {description: function_not_found}
+    """
+    svc = services(request)
+    changes = await read_json_object(request, 64 * 1024, "the configuration changes")
+    outcome = await svc.functions.update_config(request.path_params["name"], changes)
+    body = outcome.record.to_dict()
+    body.update(changed=outcome.changed, init_duration_ms=outcome.init_duration_ms)
     return JSONResponse(body)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from starlette.requests import Request
 
 from pyfaas.control import FunctionService, InvocationService, LogQueryService
-from pyfaas.executor import ExecutorBackend
 from pyfaas.model import Limits, ServiceUnavailable
+from pyfaas.scaling import Scaler
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class ApiServices:
     functions: FunctionService
     invocations: InvocationService
     logs: LogQueryService
-    executor: ExecutorBackend
+    scaler: Scaler
     limits: Limits
     upload_dir: Path
 

@@ -116,6 +116,60 @@ def deploy(
     )
 
 
+@app.command("config")
+def configure(
+    name: Annotated[str, typer.Argument(help="Function name")],
+    reserved_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Most invocations in flight at once; 0 stops all invocations"),
+    ] = None,
+    no_reserved_concurrency: Annotated[
+        bool, typer.Option("--no-reserved-concurrency", help="Remove the reservation")
+    ] = False,
+    provisioned_concurrency: Annotated[
+        int | None, typer.Option(help="Workers kept started and initialized")
+    ] = None,
+    concurrency_per_worker: Annotated[
+        int | None, typer.Option(help="Invocations one worker serves at once (I/O-bound code)")
+    ] = None,
+    idle_timeout: Annotated[
+        int | None, typer.Option(help="Seconds an idle worker is kept before it stops")
+    ] = None,
+    memory: Annotated[int | None, typer.Option(help="Memory in MB")] = None,
+    timeout: Annotated[int | None, typer.Option(help="Timeout in seconds")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Change a function's configuration (concurrency, idle timeout, memory...), keeping its
+    code."""
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "reserved_concurrency": reserved_concurrency,
+            "provisioned_concurrency": provisioned_concurrency,
+            "concurrency_per_worker": concurrency_per_worker,
+            "idle_timeout_s": idle_timeout,
+            "memory_mb": memory,
+            "timeout_s": timeout,
+            "description": description,
+        }.items()
+        if value is not None
+    }
+    if no_reserved_concurrency:
+        if reserved_concurrency is not None:
+            raise CliError("give --reserved-concurrency or --no-reserved-concurrency, not both")
+        changes["reserved_concurrency"] = None
+    if not changes:
+        raise CliError("nothing to change: give at least one option (see --help)")
+    result = ApiClient(url, token).json("PATCH", f"/v1/functions/{name}", json=changes)
+    state = "Updated" if result["changed"] else "Unchanged"
+    err.print(
+        f"[green]✓[/green] {state} [bold]{name}[/bold]: "
+        + ", ".join(f"{k}={result[k]}" for k in changes)
+    )
+
+
 @app.command()
 def invoke(
     name: Annotated[str, typer.Argument(help="Function name")],
@@ -196,12 +250,17 @@ def show(
         "memory_mb",
         "timeout_s",
         "description",
+        "reserved_concurrency",
+        "provisioned_concurrency",
+        "concurrency_per_worker",
+        "idle_timeout_s",
         "version",
         "code_sha256",
         "code_size",
         "layer_sha256",
     ):
-        table.add_row(f"[bold]{key}[/bold]", str(info.get(key) or "-"))
+        value = info.get(key)
+        table.add_row(f"[bold]{key}[/bold]", "-" if value is None or value == "" else str(value))
     table.add_row(
         "[bold]environment[/bold]",
         ", ".join(f"{k}={v}" for k, v in info["environment"].items()) or "-",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pyfaas.executor import ExecutorBackend
 from pyfaas.model import (
     LATEST,
     FunctionConfig,
@@ -16,10 +17,15 @@ from pyfaas.model import (
     FunctionNotFound,
     FunctionRecord,
     FunctionVersion,
+    InvalidFunctionConfig,
     Limits,
 )
+from pyfaas.model.function import check_fields
 from pyfaas.packaging import Bundle, CodeStore
+from pyfaas.scaling import Scaler
 from pyfaas.store import Store
+
+log = logging.getLogger("pyfaas.control")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,7 @@ class FunctionService:
         self,
         store: Store,
         code: CodeStore,
-        executor: ExecutorBackend,
+        scaler: Scaler,
         limits: Limits,
         *,
         region: str = "us-east-1",
@@ -52,7 +58,7 @@ class FunctionService:
     ) -> None:
         self._store = store
         self._code = code
-        self._executor = executor
+        self._scaler = scaler
         self._limits = limits
         self._region = region
         self._account_id = account_id
@@ -61,6 +67,23 @@ class FunctionService:
         self._locks: dict[str, asyncio.Lock] = {}
         # Deploys holding each stored code, so a failing one never removes another's code.
         self._in_flight: dict[str, int] = {}
+        self._warming: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Register every stored function with the scaler (reservations now; provisioned
+        workers start in the background)."""
+        for record in await self._store.list_functions():
+            fv = self._resolved[record.name] = self.version_of(record)
+            self._scaler.admission.reserve(fv.name, fv.reserved_concurrency)
+            if fv.provisioned_concurrency:
+                task = asyncio.create_task(self._scaler.configure(fv))
+                self._warming.add(task)
+                task.add_done_callback(self._warmed)
+
+    def _warmed(self, task: asyncio.Task[None]) -> None:
+        self._warming.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("provisioned workers did not start: %s", task.exception())
 
     async def deploy(
         self,
@@ -80,6 +103,7 @@ class FunctionService:
             existing = await self._find(config.name)
             if create_only and existing is not None:
                 raise FunctionExists(config.name)
+            self._scaler.admission.check_reservation(config.name, config.reserved_concurrency)
             bundle = await self._code.ingest_zip(zip_path)
             self._in_flight[bundle.sha256] = self._in_flight.get(bundle.sha256, 0) + 1
             try:
@@ -101,12 +125,30 @@ class FunctionService:
         layer = None
         if bundle.requirements:
             layer = await self._code.ensure_layer(bundle.requirements, on_output)
+        return await self._commit(
+            config,
+            existing,
+            code=(bundle.sha256, bundle.size),
+            layer_sha256=layer.sha256 if layer else None,
+            create_only=create_only,
+        )
+
+    async def _commit(
+        self,
+        config: FunctionConfig,
+        existing: FunctionRecord | None,
+        *,
+        code: tuple[str, int],
+        layer_sha256: str | None,
+        create_only: bool,
+    ) -> DeployOutcome:
+        """Validate the handler in a worker, write the record, switch traffic to it."""
         now = time.time()
         record = FunctionRecord(
             config=config,
-            code_sha256=bundle.sha256,
-            code_size=bundle.size,
-            layer_sha256=layer.sha256 if layer else None,
+            code_sha256=code[0],
+            code_size=code[1],
+            layer_sha256=layer_sha256,
             version=LATEST,
             created_at=existing.created_at if existing else now,
             updated_at=now,
@@ -114,7 +156,9 @@ class FunctionService:
         if existing is not None and _same_deployment(existing, record):
             return DeployOutcome(existing, created=False, changed=False, init_duration_ms=None)
         fv = self.version_of(record)
-        init_ms = await self._executor.validate(fv)
+        init_ms = None
+        if existing is None or self.version_of(existing).pool_key != fv.pool_key:
+            init_ms = await self._scaler.validate(fv)
         if create_only:
             await self._store.create_function(record)
             created = True
@@ -123,8 +167,38 @@ class FunctionService:
         self._resolved[config.name] = fv
         if existing is not None:
             # Workers of the old code finish what they run, then go; the new one stays.
-            await self._executor.retire(config.name, keep=fv)
+            await self._scaler.retire(config.name, keep=fv)
+        await self._scaler.configure(fv)
         return DeployOutcome(record, created=created, changed=True, init_duration_ms=init_ms)
+
+    async def update_config(self, name: str, changes: dict[str, Any]) -> DeployOutcome:
+        """Change some configuration fields of ``name``, keeping its code (Lambda's
+        UpdateFunctionConfiguration). A change that workers see (handler, memory, timeout,
+        environment, concurrency_per_worker) is validated in a new worker first; scaling
+        settings alone keep the warm workers.
+
+        Raises FunctionNotFound, InvalidFunctionConfig (nothing is changed).
+        """
+        if not isinstance(changes, dict):
+            raise InvalidFunctionConfig("the changes must be a JSON object of config fields")
+        check_fields(changes)
+        if changes.get("name", name) != name:
+            raise InvalidFunctionConfig(
+                "a function cannot be renamed; deploy it under the new name and delete the old",
+                code="invalid_name",
+            )
+        async with self._lock(name):
+            existing = await self._store.get_function(name)
+            config = FunctionConfig.from_dict({**existing.config.to_dict(), **changes})
+            config.validate(self._limits)
+            self._scaler.admission.check_reservation(name, config.reserved_concurrency)
+            return await self._commit(
+                config,
+                existing,
+                code=(existing.code_sha256, existing.code_size),
+                layer_sha256=existing.layer_sha256,
+                create_only=False,
+            )
 
     async def _forget(self, bundle: Bundle) -> None:
         """After a failed deploy, remove the code it stored, unless something else uses it."""
@@ -152,7 +226,7 @@ class FunctionService:
         async with self._lock(name):
             await self._store.delete_function(name)
             self._resolved.pop(name, None)
-            await self._executor.retire(name)
+            await self._scaler.forget(name)
 
     async def resolve(self, name: str) -> FunctionVersion:
         """The runnable version behind ``name``; cached. Raises FunctionNotFound."""
@@ -180,6 +254,10 @@ class FunctionService:
             layer_dir=layer_dir,
             region=self._region,
             account_id=self._account_id,
+            concurrency_per_worker=cfg.concurrency_per_worker,
+            reserved_concurrency=cfg.reserved_concurrency,
+            provisioned_concurrency=cfg.provisioned_concurrency,
+            idle_timeout_s=cfg.idle_timeout_s,
         )
 
     async def _find(self, name: str) -> FunctionRecord | None:

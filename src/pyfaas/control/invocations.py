@@ -9,7 +9,6 @@ import uuid
 import orjson
 
 from pyfaas.control.functions import FunctionService
-from pyfaas.executor import ExecutorBackend
 from pyfaas.model import (
     InvalidPayload,
     InvocationRequest,
@@ -17,6 +16,7 @@ from pyfaas.model import (
     Limits,
     PayloadTooLarge,
 )
+from pyfaas.scaling import Scaler
 from pyfaas.telemetry import LogWriter
 
 
@@ -26,12 +26,12 @@ class InvocationService:
     def __init__(
         self,
         functions: FunctionService,
-        executor: ExecutorBackend,
+        scaler: Scaler,
         logs: LogWriter,
         limits: Limits,
     ) -> None:
         self._functions = functions
-        self._executor = executor
+        self._scaler = scaler
         self._logs = logs
         self._limits = limits
 
@@ -56,7 +56,8 @@ class InvocationService:
     async def invoke(self, name: str, payload: bytes) -> InvocationResult:
         """Run ``name`` with ``payload`` and wait for its result.
 
-        Raises FunctionNotFound, PayloadTooLarge, InvalidPayload. Handler errors, timeouts and
+        Raises FunctionNotFound, PayloadTooLarge, InvalidPayload, TooManyRequests (throttled
+        by reserved or server concurrency). Handler errors, timeouts and
         crashes are not raised: they come back as a result with ``function_error`` set.
         """
         fv = await self._functions.resolve(name)
@@ -65,7 +66,7 @@ class InvocationService:
             request_id=new_request_id(), payload=payload, invoked_function_arn=fv.arn
         )
         started = time.time()
-        result = await self._executor.invoke(fv, request)
+        result = await self._scaler.invoke(fv, request)
         self._logs.submit_invocation(fv, result, started)
         return result
 

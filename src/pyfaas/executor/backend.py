@@ -39,6 +39,11 @@ class ExecutorBackend(Protocol):
         """
         ...
 
+    async def ensure_warm(self, fv: FunctionVersion) -> int:
+        """Start workers until fv has ``fv.provisioned_concurrency``, initialized; keep them
+        (replacing any that die) while fv is current. Returns how many started."""
+        ...
+
     async def invoke(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
         """Run one invocation. Whatever the handler does is a result (``function_error``
         set); raises only for platform problems (ServiceUnavailable)."""

@@ -24,9 +24,13 @@ ADDRESS_SPACE_HEADROOM_MB = 512
 
 
 def worker_environment(
-    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
+    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits, *, provisioned: bool
 ) -> dict[str, str]:
-    """The environment for one worker of ``fv``; ``fv.environment`` is applied last."""
+    """The environment for one worker of ``fv``; ``fv.environment`` is applied last.
+
+    ``provisioned``: started ahead of demand to keep provisioned concurrency, which Lambda
+    tells the handler through AWS_LAMBDA_INITIALIZATION_TYPE.
+    """
     day = datetime.now(UTC).strftime("%Y/%m/%d")
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -48,7 +52,9 @@ def worker_environment(
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fv.memory_mb),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fv.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{fv.version}]{worker_id}",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": (
+            "provisioned-concurrency" if provisioned else "on-demand"
+        ),
         "AWS_REGION": fv.region,
         "AWS_DEFAULT_REGION": fv.region,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{fv.runtime}",

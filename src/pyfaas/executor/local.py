@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyfaas.executor import results
 from pyfaas.executor.backend import FunctionStats
@@ -29,6 +31,9 @@ class _Counters:
     crashes: int = 0
 
 
+log = logging.getLogger("pyfaas.executor")
+
+
 @dataclass
 class _Pool:
     """Workers of one function version: idle ones (most recently used last) and busy ones.
@@ -42,6 +47,11 @@ class _Pool:
     busy: set[WorkerProcess] = field(default_factory=set)
     starting: int = 0  # cold starts under way: the pool is in use though it holds no worker
     retired: bool = False
+
+    @property
+    def size(self) -> int:
+        """Workers it holds or is starting."""
+        return len(self.idle) + len(self.busy) + self.starting
 
 
 class LocalExecutor:
@@ -69,7 +79,7 @@ class LocalExecutor:
         # Every worker whose process exists, from spawn until its stop begins: what close()
         # must stop, including cold starts that no pool holds yet.
         self._workers: set[WorkerProcess] = set()
-        self._stopping: set[asyncio.Future[None]] = set()
+        self._stopping: set[asyncio.Future[Any]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -88,6 +98,38 @@ class LocalExecutor:
         worker.last_used = time.monotonic()
         self._pool(fv).idle.append(worker)
         return worker.init_ms
+
+    async def ensure_warm(self, fv: FunctionVersion) -> int:
+        """Start workers until ``fv``'s pool holds ``fv.provisioned_concurrency`` of them,
+        each initialized (Lambda's provisioned concurrency); return how many started.
+
+        The reaper keeps that many and replaces any that die. A worker that cannot start is
+        logged and retried by the reaper. Raises ServiceUnavailable when closed.
+        """
+        self._check_open()
+        pool = self._pool(fv)
+        missing = fv.provisioned_concurrency - pool.size
+        if missing <= 0:
+            return 0
+        pool.starting += missing
+        try:
+            started = await asyncio.gather(
+                *(self._start_worker(fv, provisioned=True) for _ in range(missing)),
+                return_exceptions=True,
+            )
+        finally:
+            pool.starting -= missing
+        count = 0
+        for worker in started:
+            if isinstance(worker, WorkerProcess):
+                worker.last_used = time.monotonic()
+                self._release_new(worker)
+                count += 1
+            elif isinstance(worker, BaseException) and not isinstance(worker, Exception):
+                raise worker
+            else:
+                log.warning("a provisioned worker of %s did not start: %s", fv.name, worker)
+        return count
 
     async def invoke(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
         """Run one invocation and return its result.
@@ -212,12 +254,16 @@ class LocalExecutor:
         worker.last_used = time.monotonic()
         pool.idle.append(worker)
 
-    async def _start_worker(self, fv: FunctionVersion) -> WorkerProcess:
+    async def _start_worker(self, fv: FunctionVersion, provisioned: bool = False) -> WorkerProcess:
         """Spawn a worker and wait for its handler import. Raises HandlerInitFailed,
         ServiceUnavailable."""
         try:
             worker = await WorkerProcess.spawn(
-                fv, python=self._python, scratch_root=self._scratch, limits=self._limits
+                fv,
+                python=self._python,
+                scratch_root=self._scratch,
+                limits=self._limits,
+                provisioned=provisioned,
             )
         except OSError as exc:
             raise ServiceUnavailable(f"cannot start a worker process: {exc}") from exc
@@ -252,19 +298,63 @@ class LocalExecutor:
         pool = self._pools.get(fv.pool_key)
         if pool is None:
             pool = self._pools[fv.pool_key] = _Pool(fv)
+        elif pool.fv is not fv:
+            pool.fv = fv  # same workers, maybe new scaling settings (idle timeout, provisioned)
         return pool
 
+    def _release_new(self, worker: WorkerProcess) -> None:
+        """A worker just started outside an invocation joins its pool's idle ones."""
+        pool = self._pools.get(worker.fv.pool_key)
+        if pool is None or pool.retired or self._closed:
+            self._discard(worker)
+        else:
+            pool.idle.append(worker)
+
     async def _reap_idle(self) -> None:
-        """Scale to zero: stop workers idle longer than idle_timeout_s; drop empty pools."""
-        period = min(5.0, max(0.05, self._idle_timeout_s / 4))
+        """Scale to zero: stop workers idle longer than their function's idle timeout, but
+        keep (and replace) provisioned ones; drop empty pools."""
         while True:
-            await asyncio.sleep(period)
-            cutoff = time.monotonic() - self._idle_timeout_s
+            await asyncio.sleep(self._reap_period())
+            now = time.monotonic()
             stale: list[asyncio.Future[None]] = []
             for key, pool in list(self._pools.items()):
-                stale += [self._discard(w) for w in pool.idle if w.last_used <= cutoff]
-                pool.idle = [w for w in pool.idle if w.last_used > cutoff]
-                if not pool.idle and not pool.busy and not pool.starting:
+                dead = [w for w in pool.idle if not w.alive]
+                stale += [self._discard(w) for w in dead]
+                pool.idle = [w for w in pool.idle if w.alive]  # oldest first
+                cutoff = now - self._idle_timeout(pool.fv)
+                removable = pool.size - pool.fv.provisioned_concurrency
+                keep: list[WorkerProcess] = []
+                for worker in pool.idle:
+                    if removable > 0 and worker.last_used <= cutoff:
+                        stale.append(self._discard(worker))
+                        removable -= 1
+                    else:
+                        keep.append(worker)
+                pool.idle = keep
+                if pool.size < pool.fv.provisioned_concurrency and not pool.retired:
+                    self._top_up(pool.fv)
+                elif not pool.size:
                     del self._pools[key]
             if stale:
                 await asyncio.gather(*stale)
+
+    def _top_up(self, fv: FunctionVersion) -> None:
+        task = asyncio.ensure_future(self.ensure_warm(fv))
+        self._stopping.add(task)  # close() waits for it like for a stopping worker
+        task.add_done_callback(self._stopping.discard)
+        task.add_done_callback(_log_failure)
+
+    def _idle_timeout(self, fv: FunctionVersion) -> float:
+        return fv.idle_timeout_s if fv.idle_timeout_s is not None else self._idle_timeout_s
+
+    def _reap_period(self) -> float:
+        shortest = min(
+            (self._idle_timeout(p.fv) for p in self._pools.values()), default=self._idle_timeout_s
+        )
+        return min(5.0, max(0.05, shortest / 4))
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None and not isinstance(exc, ServiceUnavailable):  # closing: expected
+        log.warning("starting provisioned workers failed: %s", exc)

@@ -114,14 +114,20 @@ class WorkerProcess:
 
     @classmethod
     async def spawn(
-        cls, fv: FunctionVersion, *, python: str, scratch_root: Path, limits: Limits
+        cls,
+        fv: FunctionVersion,
+        *,
+        python: str,
+        scratch_root: Path,
+        limits: Limits,
+        provisioned: bool = False,
     ) -> WorkerProcess:
         """Start the process (in a new session, so its whole group can be killed) and return
         at once; :meth:`handshake` waits for the handler import. Raises OSError."""
         worker_id = secrets.token_hex(16)
         scratch = scratch_root / f"{fv.name}-{worker_id[:12]}"
         await asyncio.to_thread(_make_scratch, scratch)
-        env = worker_environment(fv, worker_id, scratch, limits)
+        env = worker_environment(fv, worker_id, scratch, limits, provisioned=provisioned)
         loop = asyncio.get_running_loop()
         channel = _Channel()
         channel.waiter = loop.create_future()

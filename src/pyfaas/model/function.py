@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -47,6 +48,11 @@ class Limits:
     unzipped_code_bytes: int = 250 * 1024 * 1024
     log_bytes_per_invocation: int = 1024 * 1024
     env_total_bytes: int = 4 * 1024
+    # Invocations in flight on the whole server (Lambda's account concurrency). A worker
+    # serves one at a time unless its function asks for more, so this also caps processes.
+    max_concurrency: int = field(default_factory=lambda: 16 * (os.cpu_count() or 1))
+    max_concurrency_per_worker: int = 1000
+    idle_timeout_max_s: int = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,11 @@ class FunctionConfig:
     timeout_s: int = 3
     environment: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    # Scaling: None = no reservation (shares what others leave of the server's total).
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0  # workers kept started and initialized at all times
+    concurrency_per_worker: int = 1  # >1: one worker serves that many calls at once
+    idle_timeout_s: int | None = None  # None = the server's default
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -93,7 +104,30 @@ class FunctionConfig:
                 "description is longer than 256 characters", code="invalid_description"
             )
         validate_environment(self.environment, limits)
+        self._validate_scaling(limits)
         return self
+
+    def _validate_scaling(self, limits: Limits) -> None:
+        reserved = self.reserved_concurrency
+        if reserved is not None:
+            _in_range(
+                "reserved_concurrency", reserved, 0, limits.max_concurrency,
+                "invalid_concurrency", "; use null for no reservation",
+            )  # fmt: skip
+        _in_range(
+            "provisioned_concurrency", self.provisioned_concurrency, 0,
+            limits.max_concurrency if reserved is None else reserved, "invalid_concurrency",
+            "" if reserved is None else " (it may not exceed reserved_concurrency)",
+        )  # fmt: skip
+        _in_range(
+            "concurrency_per_worker", self.concurrency_per_worker, 1,
+            limits.max_concurrency_per_worker, "invalid_concurrency",
+        )  # fmt: skip
+        if self.idle_timeout_s is not None:
+            _in_range(
+                "idle_timeout_s", self.idle_timeout_s, 1, limits.idle_timeout_max_s,
+                "invalid_idle_timeout", " seconds; use null for the server's default",
+            )  # fmt: skip
 
     def with_changes(self, **changes: Any) -> FunctionConfig:
         return replace(self, **changes)
@@ -107,6 +141,10 @@ class FunctionConfig:
             "timeout_s": self.timeout_s,
             "environment": dict(self.environment),
             "description": self.description,
+            "reserved_concurrency": self.reserved_concurrency,
+            "provisioned_concurrency": self.provisioned_concurrency,
+            "concurrency_per_worker": self.concurrency_per_worker,
+            "idle_timeout_s": self.idle_timeout_s,
         }
 
     @classmethod
@@ -114,37 +152,7 @@ class FunctionConfig:
         """Build from a client's JSON object; unknown or mistyped fields are a clear error."""
         if not isinstance(data, dict):
             raise InvalidFunctionConfig("function configuration must be a JSON object")
-        known = {
-            "name",
-            "handler",
-            "runtime",
-            "memory_mb",
-            "timeout_s",
-            "environment",
-            "description",
-        }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidFunctionConfig(
-                f"unknown configuration field(s): {', '.join(unknown)}; known: "
-                + ", ".join(sorted(known)),
-                code="unknown_field",
-            )
-        expected: dict[str, type] = {
-            "name": str,
-            "handler": str,
-            "runtime": str,
-            "memory_mb": int,
-            "timeout_s": int,
-            "environment": dict,
-            "description": str,
-        }
-        for key, typ in expected.items():
-            if key in data and (not isinstance(data[key], typ) or isinstance(data[key], bool)):
-                raise InvalidFunctionConfig(
-                    f"{key} must be of type {typ.__name__}, got {type(data[key]).__name__}",
-                    code="invalid_type",
-                )
+        check_fields(data)
         if "name" not in data:
             raise InvalidFunctionConfig("a function needs a name", code="invalid_name")
         env = data.get("environment", {})
@@ -153,6 +161,48 @@ class FunctionConfig:
                 "environment must map strings to strings", code="invalid_environment"
             )
         return cls(**data)
+
+
+# Each configuration field's JSON type, and whether null is allowed.
+_FIELD_TYPES: dict[str, tuple[type, bool]] = {
+    "name": (str, False),
+    "handler": (str, False),
+    "runtime": (str, False),
+    "memory_mb": (int, False),
+    "timeout_s": (int, False),
+    "environment": (dict, False),
+    "description": (str, False),
+    "reserved_concurrency": (int, True),
+    "provisioned_concurrency": (int, False),
+    "concurrency_per_worker": (int, False),
+    "idle_timeout_s": (int, True),
+}
+
+
+def check_fields(data: dict[str, Any]) -> None:
+    """Raise InvalidFunctionConfig for unknown or mistyped configuration fields."""
+    unknown = sorted(set(data) - set(_FIELD_TYPES))
+    if unknown:
+        raise InvalidFunctionConfig(
+            f"unknown configuration field(s): {', '.join(unknown)}; known: "
+            + ", ".join(sorted(_FIELD_TYPES)),
+            code="unknown_field",
+        )
+    for key, value in data.items():
+        typ, nullable = _FIELD_TYPES[key]
+        if value is None and nullable:
+            continue
+        if not isinstance(value, typ) or isinstance(value, bool):
+            raise InvalidFunctionConfig(
+                f"{key} must be {'null or ' if nullable else ''}of type {typ.__name__}, "
+                f"got {type(value).__name__}",
+                code="invalid_type",
+            )
+
+
+def _in_range(field: str, value: int, low: int, high: int, code: str, hint: str = "") -> None:
+    if not low <= value <= high:
+        raise InvalidFunctionConfig(f"{field} {value} is outside {low}-{high}{hint}", code=code)
 
 
 def validate_name(name: str) -> str:

@@ -11,7 +11,9 @@ class FunctionVersion:
 
     ``code_dir`` is the unpacked, read-only bundle (the worker's LAMBDA_TASK_ROOT);
     ``layer_dir`` holds the installed requirements, or is None when there are none.
-    Two FunctionVersions with the same ``pool_key`` may share warm workers.
+    Two FunctionVersions with the same ``pool_key`` may share warm workers. The scaling
+    settings (reserved/provisioned concurrency, idle timeout) are not part of the pool key:
+    changing them keeps the warm workers.
     """
 
     name: str
@@ -26,6 +28,10 @@ class FunctionVersion:
     layer_dir: str | None = None
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    concurrency_per_worker: int = 1
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0
+    idle_timeout_s: float | None = None
 
     @property
     def pool_key(self) -> tuple[object, ...]:
@@ -38,6 +44,7 @@ class FunctionVersion:
             self.environment,
             self.code_sha256,
             self.layer_dir,
+            self.concurrency_per_worker,
         )
 
     @property

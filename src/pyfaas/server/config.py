@@ -31,6 +31,8 @@ class ServerConfig:
     token: str | None = None
     executor: str = "local"
     idle_timeout_s: float = 600.0
+    # How long a call past its concurrency limit waits for a slot before a 429.
+    queue_wait_s: float = 1.0
     region: str = "us-east-1"
     account_id: str = "000000000000"
     deploy_dir: Path | None = None
@@ -66,6 +68,10 @@ class ServerConfig:
             )
         if self.idle_timeout_s <= 0:
             raise ConfigurationError("idle_timeout_s must be positive")
+        if not 0 <= self.queue_wait_s <= 60:
+            raise ConfigurationError("queue_wait_s must be between 0 and 60 seconds")
+        if self.limits.max_concurrency < 1:
+            raise ConfigurationError("limits.max_concurrency must be at least 1")
         return self
 
     @classmethod
@@ -121,7 +127,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = Path(value)
         elif key == "port":
             out[key] = int(value)
-        elif key == "idle_timeout_s":
+        elif key in ("idle_timeout_s", "queue_wait_s"):
             out[key] = float(value)
         else:
             out[key] = value

@@ -15,10 +15,11 @@ from starlette.applications import Starlette
 
 from pyfaas.api import ApiServices, create_app
 from pyfaas.control import FunctionService, InvocationService, LogQueryService
-from pyfaas.executor import ExecutorBackend, LocalExecutor
+from pyfaas.executor import LocalExecutor
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
+from pyfaas.scaling import Scaler
 from pyfaas.server.config import ServerConfig
 from pyfaas.store import Store, open_store
 from pyfaas.telemetry import LogWriter
@@ -32,7 +33,7 @@ class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self._store: Store | None = None
-        self._executor: ExecutorBackend | None = None
+        self._scaler: Scaler | None = None
         self._logs: LogWriter | None = None
         self.services: ApiServices | None = None
 
@@ -40,30 +41,34 @@ class Server:
         cfg = self.config
         cfg.home.mkdir(parents=True, exist_ok=True)
         self._store = store = await open_store(cfg.store_url)
-        self._executor = executor = LocalExecutor(
+        executor = LocalExecutor(
             limits=cfg.limits,
             scratch_dir=cfg.home / "workers",
             idle_timeout_s=cfg.idle_timeout_s,
         )
-        await executor.start()
+        self._scaler = scaler = Scaler(
+            executor, max_concurrency=cfg.limits.max_concurrency, wait_s=cfg.queue_wait_s
+        )
+        await scaler.start()
         self._logs = logs = LogWriter(store)
         await logs.start()
         functions = FunctionService(
             store,
             CodeStore(cfg.home, cfg.limits),
-            executor,
+            scaler,
             cfg.limits,
             region=cfg.region,
             account_id=cfg.account_id,
         )
         self.services = ApiServices(
             functions=functions,
-            invocations=InvocationService(functions, executor, logs, cfg.limits),
+            invocations=InvocationService(functions, scaler, logs, cfg.limits),
             logs=LogQueryService(store, logs),
-            executor=executor,
+            scaler=scaler,
             limits=cfg.limits,
             upload_dir=cfg.home / "uploads",
         )
+        await functions.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         return self.services
@@ -71,9 +76,9 @@ class Server:
     async def stop(self) -> None:
         """Stop workers, write pending logs, close the store. Safe to call twice."""
         self.services = None
-        if self._executor is not None:
-            await self._executor.close()
-            self._executor = None
+        if self._scaler is not None:
+            await self._scaler.close()
+            self._scaler = None
         if self._logs is not None:
             await self._logs.close()
             self._logs = None

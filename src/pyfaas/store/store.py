@@ -191,6 +191,10 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "version": record.version,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "reserved_concurrency": cfg.reserved_concurrency,
+        "provisioned_concurrency": cfg.provisioned_concurrency,
+        "concurrency_per_worker": cfg.concurrency_per_worker,
+        "idle_timeout_s": cfg.idle_timeout_s,
     }
 
 
@@ -204,6 +208,10 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             timeout_s=row["timeout_s"],
             environment=json.loads(row["environment"]),
             description=row["description"],
+            reserved_concurrency=row["reserved_concurrency"],
+            provisioned_concurrency=row["provisioned_concurrency"],
+            concurrency_per_worker=row["concurrency_per_worker"],
+            idle_timeout_s=row["idle_timeout_s"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

@@ -25,6 +25,10 @@ functions = sa.Table(
     sa.Column("version", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Float(precision=53), nullable=False),
     sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+    sa.Column("reserved_concurrency", sa.Integer, nullable=True),
+    sa.Column("provisioned_concurrency", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("concurrency_per_worker", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("idle_timeout_s", sa.Integer, nullable=True),
 )
 
 invocation_logs = sa.Table(

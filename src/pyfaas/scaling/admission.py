@@ -1,0 +1,181 @@
+"""Admission: how many invocations may be in flight, per function and on the whole server.
+
+Lambda's rules. A function with reserved concurrency R never has more than R invocations in
+flight, and R is carved out of the server's total: functions without a reservation share what
+the reservations leave. Past its limit a call waits up to ``wait_s`` for a slot (first come,
+first served), then is throttled with TooManyRequests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass
+
+from pyfaas.model import FunctionVersion, InvalidFunctionConfig, TooManyRequests
+
+RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
+SHARED_LIMIT = "ConcurrentInvocationLimitExceeded"
+
+
+@dataclass
+class _Waiter:
+    name: str
+    future: asyncio.Future[None]
+
+
+class Admission:
+    """Counts invocations in flight and admits, queues or throttles new ones.
+
+    Not thread-safe: used on the server's event loop only. :meth:`enter` and :meth:`leave`
+    are O(1) when nobody waits.
+    """
+
+    def __init__(self, total: int, wait_s: float) -> None:
+        self.total = total
+        self._wait_s = wait_s
+        self._reserved: dict[str, int] = {}
+        self._reserved_sum = 0
+        self._in_flight: dict[str, int] = {}
+        self._shared_in_flight = 0  # of functions without a reservation
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self.throttles: dict[str, int] = {}
+
+    # --- configuration --------------------------------------------------------------------
+
+    def check_reservation(self, name: str, reserved: int | None) -> None:
+        """Raise InvalidFunctionConfig if reserving ``reserved`` for ``name`` would take more
+        than the server's total, counting every other function's reservation."""
+        if reserved is None:
+            return
+        others = self._reserved_sum - self._reserved.get(name, 0)
+        if others + reserved > self.total:
+            raise InvalidFunctionConfig(
+                f"reserved_concurrency {reserved} for {name!r} is more than is left: the server "
+                f"allows {self.total} in flight and other functions reserve {others}; lower "
+                "it, or raise the server's max_concurrency",
+                code="invalid_concurrency",
+            )
+
+    def reserve(self, name: str, reserved: int | None) -> None:
+        """Set (None: clear) ``name``'s reservation. Calls in flight keep their slots."""
+        self._move(name, reserved)
+        self._wake()
+
+    def forget(self, name: str) -> None:
+        """``name`` was deleted: drop its reservation and throttle counter."""
+        self._move(name, None)
+        self.throttles.pop(name, None)
+        self._wake()
+
+    def _move(self, name: str, reserved: int | None) -> None:
+        was = self._reserved.get(name)
+        if was == reserved:
+            return
+        flight = self._in_flight.get(name, 0)
+        # Its calls in flight move between the shared pool and its own reservation.
+        self._shared_in_flight += (flight if reserved is None else 0) - (
+            flight if was is None else 0
+        )
+        self._reserved_sum += (reserved or 0) - (was or 0)
+        if reserved is None:
+            self._reserved.pop(name, None)
+        else:
+            self._reserved[name] = reserved
+
+    # --- the hot path ---------------------------------------------------------------------
+
+    async def enter(self, fv: FunctionVersion) -> None:
+        """Take a slot for one invocation of ``fv``; wait for one up to ``wait_s``.
+
+        Raises TooManyRequests (with Lambda's reason) when none frees up in time, at once
+        when the function's reservation is 0.
+        """
+        name = fv.name
+        if self._fits(name):
+            self._take(name)
+            return
+        reserved = self._reserved.get(name)
+        if reserved != 0 and self._wait_s > 0:
+            waiter = _Waiter(name, asyncio.get_running_loop().create_future())
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout(self._wait_s):
+                    await asyncio.shield(waiter.future)
+                return  # _wake took the slot for us
+            except TimeoutError:
+                pass
+            except BaseException:
+                if self._give_back(waiter):
+                    self.leave(name)
+                raise
+            if self._give_back(waiter):
+                return  # admitted just as the wait ran out: keep the slot
+        self.throttles[name] = self.throttles.get(name, 0) + 1
+        raise self._throttled(name, reserved)
+
+    def leave(self, name: str) -> None:
+        """Give back the slot taken by :meth:`enter`."""
+        left = self._in_flight[name] - 1
+        if left:
+            self._in_flight[name] = left
+        else:
+            del self._in_flight[name]
+        if name not in self._reserved:
+            self._shared_in_flight -= 1
+        if self._waiters:
+            self._wake()
+
+    def in_flight(self, name: str) -> int:
+        return self._in_flight.get(name, 0)
+
+    @property
+    def in_flight_total(self) -> int:
+        return sum(self._in_flight.values())
+
+    def _fits(self, name: str) -> bool:
+        reserved = self._reserved.get(name)
+        if reserved is not None:
+            return self._in_flight.get(name, 0) < reserved
+        return self._shared_in_flight < self.total - self._reserved_sum
+
+    def _take(self, name: str) -> None:
+        self._in_flight[name] = self._in_flight.get(name, 0) + 1
+        if name not in self._reserved:
+            self._shared_in_flight += 1
+
+    def _wake(self) -> None:
+        """Admit waiters, oldest first, while their limits allow."""
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                continue
+            if self._fits(waiter.name):
+                self._take(waiter.name)
+                waiter.future.set_result(None)
+                self._waiters.remove(waiter)
+
+    def _give_back(self, waiter: _Waiter) -> bool:
+        """Stop waiting; True if the waiter had been admitted (it holds a slot)."""
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+        if waiter.future.done() and not waiter.future.cancelled():
+            return True
+        waiter.future.cancel()
+        return False
+
+    def _throttled(self, name: str, reserved: int | None) -> TooManyRequests:
+        if reserved is not None:
+            return TooManyRequests(
+                f"function {name!r} has {self._in_flight.get(name, 0)} invocations in flight, "
+                f"its reserved concurrency of {reserved}; retry later or raise "
+                "reserved_concurrency",
+                retry_after_s=1.0,
+                reason=RESERVED_LIMIT,
+            )
+        return TooManyRequests(
+            f"the server has {self._shared_in_flight} invocations in flight, all the "
+            f"concurrency it shares ({self.total - self._reserved_sum} of max_concurrency "
+            f"{self.total}); retry later",
+            retry_after_s=1.0,
+            reason=SHARED_LIMIT,
+        )
