@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +193,50 @@ def postgres_database() -> Iterator[str]:
             yield f"{base}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def post_many(
+    url: str, path: str, bodies: list[bytes], headers: dict[str, str], concurrency: int = 32
+) -> list[tuple[int, bytes]]:
+    """POST each body to ``url + path`` over ``concurrency`` keep-alive connections; return
+    (status, body) per request, in order. A bare HTTP/1.1 client: httpx's async client
+    manages ~200 requests/s here, too slow to load a server."""
+    import asyncio
+
+    host, port = url.removeprefix("http://").split(":")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+    async def main() -> list[tuple[int, bytes]]:
+        results: list[tuple[int, bytes]] = [(0, b"")] * len(bodies)
+        todo = iter(enumerate(bodies))
+
+        async def connection() -> None:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            for i, body in todo:
+                writer.write(
+                    f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+                    f"Content-Type: application/json\r\n{extra}\r\n".encode()
+                    + body
+                )
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                results[i] = (status, await reader.readexactly(length))
+            writer.close()
+
+        await asyncio.gather(*(connection() for _ in range(concurrency)))
+        return results
+
+    return asyncio.run(main())
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``check`` every 50 ms until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached in {timeout} s")
+        time.sleep(0.05)

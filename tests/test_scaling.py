@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ServerProcess, deploy, run_cli, unique
+from conftest import ServerProcess, deploy, run_cli, unique, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -81,14 +81,6 @@ def stats(api: httpx.Client, name: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()["stats"]
     return result
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def invoke_many(api: httpx.Client, name: str, events: list[dict[str, Any]]) -> list[httpx.Response]:

@@ -107,7 +107,12 @@ HEAD = [(ScriptDirectory(str(MIGRATIONS)).get_current_head(),)]
 def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(url: str) -> None:
     with_store(url, lambda store: store.create_function(record("kept")))
     before = schema(url)
-    assert set(before["tables"]) == {"alembic_version", "functions", "invocation_logs"}
+    assert set(before["tables"]) == {
+        "alembic_version",
+        "functions",
+        "invocation_logs",
+        "async_events",
+    }
     assert before["revision"] == HEAD
 
     async def check(store: Store) -> None:
@@ -417,7 +422,7 @@ def test_sqlite_runs_in_wal_mode_and_creates_its_directory(tmp_path: Path) -> No
         sa.event.remove(sa.pool.Pool, "checkout", on_checkout)
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert pragmas == {"synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+    assert pragmas == {"synchronous": 2, "foreign_keys": 1, "busy_timeout": 5000}  # FULL
 
 
 @pytest.mark.parametrize(

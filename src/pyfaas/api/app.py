@@ -17,6 +17,13 @@ from starlette.schemas import SchemaGenerator
 import pyfaas
 from pyfaas.api import errors
 from pyfaas.api.auth import TokenAuthMiddleware
+from pyfaas.api.events import (
+    invocation_status,
+    list_dead_letters,
+    list_invocations,
+    redrive_dead_letters,
+    show_dead_letter,
+)
 from pyfaas.api.functions import (
     create_function,
     delete_function,
@@ -74,6 +81,11 @@ ROUTES = [
     Route("/v1/functions/{name}", patch_function, methods=["PATCH"]),
     Route("/v1/functions/{name}", delete_function, methods=["DELETE"]),
     Route("/v1/functions/{name}/logs", function_logs, methods=["GET"]),
+    Route("/v1/invocations", list_invocations, methods=["GET"]),
+    Route("/v1/invocations/{request_id}", invocation_status, methods=["GET"]),
+    Route("/v1/dlq", list_dead_letters, methods=["GET"]),
+    Route("/v1/dlq/redrive", redrive_dead_letters, methods=["POST"]),
+    Route("/v1/dlq/{request_id}", show_dead_letter, methods=["GET"]),
 ]
 
 

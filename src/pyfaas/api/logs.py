@@ -29,8 +29,8 @@ async def function_logs(request: Request) -> Response:
     svc = services(request)
     name = request.path_params["name"]
     await svc.functions.get(name)
-    after = _int_param(request, "after", 0)
-    limit = _int_param(request, "limit", 100)
+    after = int_param(request, "after", 0)
+    limit = int_param(request, "limit", 100)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}", code="invalid_limit")
     records = await svc.logs.query(
@@ -40,7 +40,7 @@ async def function_logs(request: Request) -> Response:
     return JSONResponse({"records": [r.to_dict() for r in records], "last_id": last_id})
 
 
-def _int_param(request: Request, key: str, default: int) -> int:
+def int_param(request: Request, key: str, default: int) -> int:
     raw = request.query_params.get(key)
     if raw is None:
         return default

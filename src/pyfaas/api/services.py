@@ -7,7 +7,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from pyfaas.control import FunctionService, InvocationService, LogQueryService
+from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
 
@@ -16,6 +16,7 @@ from pyfaas.scaling import Scaler
 class ApiServices:
     functions: FunctionService
     invocations: InvocationService
+    events: EventService
     logs: LogQueryService
     scaler: Scaler
     limits: Limits

@@ -6,16 +6,16 @@ import base64
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from pyfaas.cli.client import ApiClient, CliError
+from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
+from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.upload import upload_bundle
 
 app = typer.Typer(
@@ -25,14 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Off a terminal (pipes, scripts) Rich would wrap at 80 columns; lines are kept whole instead.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True)
-
-UrlOpt = Annotated[
-    str | None, typer.Option("--url", help="Server URL [env: PYFAAS_URL; default 127.0.0.1:8080]")
-]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="API token [env: PYFAAS_TOKEN]")]
 
 
 @app.command()
@@ -178,12 +170,31 @@ def invoke(
         typer.Option("--payload", "-p", help="JSON event, @file, or - for stdin [default {}]"),
     ] = None,
     show_log: Annotated[bool, typer.Option("--log", "-l", help="Print the log tail")] = False,
+    run_async: Annotated[
+        bool, typer.Option("--async", help="Queue it (durably) and print its request id")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="With --async: a key accepted once per function")
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Invoke a function and print its JSON result."""
+    """Invoke a function and print its JSON result (with --async: its request id)."""
     body = _read_payload(payload)
     headers = {"Content-Type": "application/json"}
+    if run_async:
+        headers["X-Invocation-Type"] = "Event"
+        if idempotency_key:
+            headers["X-Idempotency-Key"] = idempotency_key
+        accepted = ApiClient(url, token).request(
+            "POST", f"/v1/functions/{name}/invoke", content=body, headers=headers
+        )
+        sys.stdout.write(accepted.json()["request_id"] + "\n")
+        if accepted.headers.get("x-pyfaas-duplicate"):
+            err.print("(already accepted with this idempotency key: nothing new was queued)")
+        return
+    if idempotency_key:
+        raise CliError("--idempotency-key only applies with --async")
     if show_log:
         headers["X-Pyfaas-Log-Type"] = "Tail"
     response = ApiClient(url, token).request(
@@ -225,7 +236,7 @@ def list_functions(
             f"{f['memory_mb']} MB",
             f"{f['timeout_s']} s",
             f["code_sha256"][:12],
-            _when(f["updated_at"]),
+            when(f["updated_at"]),
         )
     out.print(table if functions else "No functions yet: `pyfaas deploy PATH` creates one.")
 
@@ -267,12 +278,16 @@ def show(
     )
     table.add_row(
         "[bold]created / updated[/bold]",
-        f"{_when(info['created_at'])} / {_when(info['updated_at'])}",
+        f"{when(info['created_at'])} / {when(info['updated_at'])}",
     )
     table.add_row(
         "[bold]workers[/bold]", ", ".join(f"{k}={v}" for k, v in info.get("stats", {}).items())
     )
     out.print(table)
+
+
+app.command("status")(invocation_status)
+app.add_typer(dlq, name="dlq")
 
 
 @app.command("rm")
@@ -339,10 +354,6 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
             raise CliError(f"--env takes KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def main() -> None:

@@ -3,8 +3,15 @@
 The API calls these; they compose the store, packaging, executor and telemetry rooms.
 """
 
+from pyfaas.control.events import EventService
 from pyfaas.control.functions import DeployOutcome, FunctionService
 from pyfaas.control.invocations import InvocationService
 from pyfaas.control.logs import LogQueryService
 
-__all__ = ["DeployOutcome", "FunctionService", "InvocationService", "LogQueryService"]
+__all__ = [
+    "DeployOutcome",
+    "EventService",
+    "FunctionService",
+    "InvocationService",
+    "LogQueryService",
+]

@@ -258,6 +258,10 @@ class FunctionService:
             reserved_concurrency=cfg.reserved_concurrency,
             provisioned_concurrency=cfg.provisioned_concurrency,
             idle_timeout_s=cfg.idle_timeout_s,
+            maximum_retry_attempts=cfg.maximum_retry_attempts,
+            maximum_event_age_s=cfg.maximum_event_age_s,
+            on_success=cfg.on_success,
+            on_failure=cfg.on_failure,
         )
 
     async def _find(self, name: str) -> FunctionRecord | None:

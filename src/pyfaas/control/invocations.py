@@ -1,27 +1,32 @@
-"""Synchronous invocations: payload checks, execution, and the log of each call."""
+"""Invocations: payload checks, synchronous runs, async submissions, and the log of each call."""
 
 from __future__ import annotations
 
-import random
 import time
-import uuid
 
 import orjson
 
 from pyfaas.control.functions import FunctionService
+from pyfaas.events import Enqueuer
 from pyfaas.model import (
+    FunctionVersion,
     InvalidPayload,
+    InvalidRequest,
     InvocationRequest,
     InvocationResult,
     Limits,
     PayloadTooLarge,
+    new_request_id,
 )
 from pyfaas.scaling import Scaler
+from pyfaas.store.events import NewEvent
 from pyfaas.telemetry import LogWriter
+
+MAX_IDEMPOTENCY_KEY = 256
 
 
 class InvocationService:
-    """Runs one invocation of a function and records its log."""
+    """Runs invocations of functions and records their logs; accepts async events."""
 
     def __init__(
         self,
@@ -29,21 +34,23 @@ class InvocationService:
         scaler: Scaler,
         logs: LogWriter,
         limits: Limits,
+        enqueuer: Enqueuer,
     ) -> None:
         self._functions = functions
         self._scaler = scaler
         self._logs = logs
         self._limits = limits
+        self._enqueuer = enqueuer
 
-    def check_payload(self, payload: bytes) -> bytes:
+    def check_payload(self, payload: bytes, limit: int, kind: str = "synchronous") -> bytes:
         """Return the payload to pass on (``{}`` when empty).
 
-        Raises PayloadTooLarge over the sync limit and InvalidPayload when it is not JSON.
+        Raises PayloadTooLarge over ``limit`` and InvalidPayload when it is not JSON.
         """
-        if len(payload) > self._limits.sync_payload_bytes:
+        if len(payload) > limit:
             raise PayloadTooLarge(
-                f"payload is {len(payload)} bytes; the limit for synchronous invocations "
-                f"is {self._limits.sync_payload_bytes} bytes",
+                f"payload is {len(payload)} bytes; the limit for {kind} invocations "
+                f"is {limit} bytes",
             )
         if not payload.strip():
             return b"{}"
@@ -57,20 +64,45 @@ class InvocationService:
         """Run ``name`` with ``payload`` and wait for its result.
 
         Raises FunctionNotFound, PayloadTooLarge, InvalidPayload, TooManyRequests (throttled
-        by reserved or server concurrency). Handler errors, timeouts and
-        crashes are not raised: they come back as a result with ``function_error`` set.
+        by reserved or server concurrency). Handler errors, timeouts and crashes are not
+        raised: they come back as a result with ``function_error`` set.
         """
         fv = await self._functions.resolve(name)
-        payload = self.check_payload(payload)
+        payload = self.check_payload(payload, self._limits.sync_payload_bytes)
         request = InvocationRequest(
             request_id=new_request_id(), payload=payload, invoked_function_arn=fv.arn
         )
+        return await self.run(fv, request)
+
+    async def run(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
+        """One invocation through admission and the executor; its log goes to the writer."""
         started = time.time()
         result = await self._scaler.invoke(fv, request)
         self._logs.submit_invocation(fv, result, started)
         return result
 
+    async def submit(
+        self, name: str, payload: bytes, idempotency_key: str | None = None
+    ) -> tuple[str, bool]:
+        """Accept an asynchronous invocation; return (request id, new?) once it is durable.
 
-def new_request_id() -> str:
-    """A random UUID4 string. Request ids must be unique, not secret: no syscall needed."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+        A repeated ``idempotency_key`` for the same function returns the first submission's
+        request id with new=False, and enqueues nothing. Raises FunctionNotFound,
+        PayloadTooLarge, InvalidPayload, InvalidRequest (nothing is enqueued).
+        """
+        await self._functions.resolve(name)
+        payload = self.check_payload(payload, self._limits.async_payload_bytes, "asynchronous")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidRequest(
+                f"an idempotency key is 1-{MAX_IDEMPOTENCY_KEY} characters",
+                code="invalid_idempotency_key",
+            )
+        return await self._enqueuer.submit(
+            NewEvent(
+                request_id=new_request_id(),
+                function=name,
+                payload=payload,
+                idempotency_key=idempotency_key,
+                enqueued_at=time.time(),
+            )
+        )

@@ -17,6 +17,7 @@ from pyfaas.model.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from pyfaas.model.events import AsyncEvent
 from pyfaas.model.function import (
     LATEST,
     FunctionConfig,
@@ -24,11 +25,17 @@ from pyfaas.model.function import (
     Limits,
     validate_name,
 )
-from pyfaas.model.invocation import FunctionVersion, InvocationRequest, InvocationResult
+from pyfaas.model.invocation import (
+    FunctionVersion,
+    InvocationRequest,
+    InvocationResult,
+    new_request_id,
+)
 from pyfaas.model.logs import LogRecord
 
 __all__ = [
     "LATEST",
+    "AsyncEvent",
     "ConfigurationError",
     "Conflict",
     "FunctionConfig",
@@ -51,5 +58,6 @@ __all__ = [
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
+    "new_request_id",
     "validate_name",
 ]

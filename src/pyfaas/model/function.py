@@ -53,6 +53,8 @@ class Limits:
     max_concurrency: int = field(default_factory=lambda: 16 * (os.cpu_count() or 1))
     max_concurrency_per_worker: int = 1000
     idle_timeout_max_s: int = 24 * 3600
+    maximum_event_age_min_s: int = 60
+    maximum_event_age_max_s: int = 6 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,11 @@ class FunctionConfig:
     provisioned_concurrency: int = 0  # workers kept started and initialized at all times
     concurrency_per_worker: int = 1  # >1: one worker serves that many calls at once
     idle_timeout_s: int | None = None  # None = the server's default
+    # Asynchronous invocations (Lambda's EventInvokeConfig and destinations).
+    maximum_retry_attempts: int = 2
+    maximum_event_age_s: int = 6 * 3600
+    on_success: str | None = None  # a function that gets a record of each success
+    on_failure: str | None = None  # ...of each that failed for good (it also goes to the DLQ)
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -105,7 +112,27 @@ class FunctionConfig:
             )
         validate_environment(self.environment, limits)
         self._validate_scaling(limits)
+        self._validate_async(limits)
         return self
+
+    def _validate_async(self, limits: Limits) -> None:
+        _in_range("maximum_retry_attempts", self.maximum_retry_attempts, 0, 2, "invalid_retries")
+        _in_range(
+            "maximum_event_age_s", self.maximum_event_age_s, limits.maximum_event_age_min_s,
+            limits.maximum_event_age_max_s, "invalid_event_age", " seconds",
+        )  # fmt: skip
+        for key, target in (("on_success", self.on_success), ("on_failure", self.on_failure)):
+            if target is not None and not NAME_PATTERN.match(target):
+                raise InvalidFunctionConfig(
+                    f"{key} {target!r} must name a function (1-64 letters, digits, '-', '_'), "
+                    "or be null",
+                    code="invalid_destination",
+                )
+            if target == self.name:
+                raise InvalidFunctionConfig(
+                    f"{key} may not be the function itself: each record would invoke it again",
+                    code="invalid_destination",
+                )
 
     def _validate_scaling(self, limits: Limits) -> None:
         reserved = self.reserved_concurrency
@@ -145,6 +172,10 @@ class FunctionConfig:
             "provisioned_concurrency": self.provisioned_concurrency,
             "concurrency_per_worker": self.concurrency_per_worker,
             "idle_timeout_s": self.idle_timeout_s,
+            "maximum_retry_attempts": self.maximum_retry_attempts,
+            "maximum_event_age_s": self.maximum_event_age_s,
+            "on_success": self.on_success,
+            "on_failure": self.on_failure,
         }
 
     @classmethod
@@ -176,6 +207,10 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "provisioned_concurrency": (int, False),
     "concurrency_per_worker": (int, False),
     "idle_timeout_s": (int, True),
+    "maximum_retry_attempts": (int, False),
+    "maximum_event_age_s": (int, False),
+    "on_success": (str, True),
+    "on_failure": (str, True),
 }
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 from dataclasses import dataclass, field
+
+
+def new_request_id() -> str:
+    """A random UUID4 string. Request ids must be unique, not secret: no syscall needed."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,10 @@ class FunctionVersion:
     reserved_concurrency: int | None = None
     provisioned_concurrency: int = 0
     idle_timeout_s: float | None = None
+    maximum_retry_attempts: int = 2
+    maximum_event_age_s: int = 6 * 3600
+    on_success: str | None = None
+    on_failure: str | None = None
 
     @property
     def pool_key(self) -> tuple[object, ...]:

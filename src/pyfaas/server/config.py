@@ -33,6 +33,13 @@ class ServerConfig:
     idle_timeout_s: float = 600.0
     # How long a call past its concurrency limit waits for a slot before a 429.
     queue_wait_s: float = 1.0
+    # Async invocations: the wait before the first retry of a failed event, doubled for each
+    # further one (Lambda waits about a minute, then two).
+    retry_base_s: float = 60.0
+    # A claimed async event is this server's for this long unless renewed (it renews running
+    # ones every third of it); after a crash, other servers on a shared PostgreSQL deliver it
+    # again once it lapses. A SQLite server requeues at start what it had running.
+    event_lease_s: float = 30.0
     region: str = "us-east-1"
     account_id: str = "000000000000"
     deploy_dir: Path | None = None
@@ -70,6 +77,10 @@ class ServerConfig:
             raise ConfigurationError("idle_timeout_s must be positive")
         if not 0 <= self.queue_wait_s <= 60:
             raise ConfigurationError("queue_wait_s must be between 0 and 60 seconds")
+        if not 0 <= self.retry_base_s <= 3600:
+            raise ConfigurationError("retry_base_s must be between 0 and 3600 seconds")
+        if not 1 <= self.event_lease_s <= 3600:
+            raise ConfigurationError("event_lease_s must be between 1 and 3600 seconds")
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
         return self
@@ -127,7 +138,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = Path(value)
         elif key == "port":
             out[key] = int(value)
-        elif key in ("idle_timeout_s", "queue_wait_s"):
+        elif key in ("idle_timeout_s", "queue_wait_s", "retry_base_s", "event_lease_s"):
             out[key] = float(value)
         else:
             out[key] = value

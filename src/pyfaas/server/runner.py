@@ -14,7 +14,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from pyfaas.api import ApiServices, create_app
-from pyfaas.control import FunctionService, InvocationService, LogQueryService
+from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.executor import LocalExecutor
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
@@ -34,6 +35,8 @@ class Server:
         self.config = config
         self._store: Store | None = None
         self._scaler: Scaler | None = None
+        self._enqueuer: Enqueuer | None = None
+        self._dispatcher: Dispatcher | None = None
         self._logs: LogWriter | None = None
         self.services: ApiServices | None = None
 
@@ -60,9 +63,26 @@ class Server:
             region=cfg.region,
             account_id=cfg.account_id,
         )
+        self._enqueuer = enqueuer = Enqueuer(store.events)
+        await enqueuer.start()
+        invocations = InvocationService(functions, scaler, logs, cfg.limits, enqueuer)
+        self._dispatcher = dispatcher = Dispatcher(
+            store.events,
+            enqueuer,
+            resolve=functions.resolve,
+            run=invocations.run,
+            settings=DispatchSettings(
+                retry_base_s=cfg.retry_base_s,
+                lease_s=cfg.event_lease_s,
+                max_in_flight=cfg.limits.max_concurrency,
+            ),
+            # One server per SQLite file: what the last one was running died with it.
+            release_on_start=store.is_sqlite,
+        )
         self.services = ApiServices(
             functions=functions,
-            invocations=InvocationService(functions, scaler, logs, cfg.limits),
+            invocations=invocations,
+            events=EventService(store.events, dispatcher),
             logs=LogQueryService(store, logs),
             scaler=scaler,
             limits=cfg.limits,
@@ -71,11 +91,18 @@ class Server:
         await functions.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
+        await dispatcher.start()
         return self.services
 
     async def stop(self) -> None:
         """Stop workers, write pending logs, close the store. Safe to call twice."""
         self.services = None
+        if self._dispatcher is not None:
+            await self._dispatcher.close()
+            self._dispatcher = None
+        if self._enqueuer is not None:
+            await self._enqueuer.close()
+            self._enqueuer = None
         if self._scaler is not None:
             await self._scaler.close()
             self._scaler = None

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pyfaas.model import FunctionConfig, FunctionExists, FunctionNotFound, FunctionRecord, LogRecord
-from pyfaas.store.engine import open_engine
+from pyfaas.store.engine import Transactions, open_engine
+from pyfaas.store.events import EventStore
 from pyfaas.store.tables import functions, invocation_logs
 
 # Statements are built once; SQLAlchemy then reuses their compiled form from its cache.
@@ -54,6 +55,9 @@ class Store:
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.url = url
         self._engine = engine
+        self._tx = Transactions(engine)
+        self.events = EventStore(engine, self._tx)
+        self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
         """Close every pooled connection. The store is unusable afterwards."""
@@ -65,7 +69,7 @@ class Store:
         The primary key decides, so two racing creates get exactly one winner.
         """
         try:
-            async with self._engine.begin() as conn:
+            async with self._tx.begin() as conn:
                 await conn.execute(_INSERT_FUNCTION, _row(record))
         except sa.exc.IntegrityError:
             raise FunctionExists(record.name) from None
@@ -81,7 +85,7 @@ class Store:
             if await self._update_function(row):
                 return False
             try:
-                async with self._engine.begin() as conn:
+                async with self._tx.begin() as conn:
                     await conn.execute(_INSERT_FUNCTION, row)
                 return True
             except sa.exc.IntegrityError:
@@ -89,7 +93,7 @@ class Store:
         raise FunctionExists(record.name)  # created and deleted under us, three times over
 
     async def _update_function(self, row: dict[str, Any]) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._tx.begin() as conn:
             changes = {k: v for k, v in row.items() if k != "created_at"}
             result = await conn.execute(_UPDATE_FUNCTION, {**changes, "match_name": row["name"]})
         return bool(result.rowcount)
@@ -110,7 +114,7 @@ class Store:
 
     async def delete_function(self, name: str) -> None:
         """Delete a function and its logs in one transaction. Raises FunctionNotFound."""
-        async with self._engine.begin() as conn:
+        async with self._tx.begin() as conn:
             deleted = await conn.execute(_DELETE_FUNCTION, {"name": name})
             if not deleted.rowcount:
                 raise FunctionNotFound(name)  # leaving the block rolls back: nothing changes
@@ -137,7 +141,7 @@ class Store:
             }
             for r in records
         ]
-        async with self._engine.begin() as conn:
+        async with self._tx.begin() as conn:
             await conn.execute(_INSERT_LOGS, rows)
 
     async def query_logs(
@@ -195,6 +199,10 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "provisioned_concurrency": cfg.provisioned_concurrency,
         "concurrency_per_worker": cfg.concurrency_per_worker,
         "idle_timeout_s": cfg.idle_timeout_s,
+        "maximum_retry_attempts": cfg.maximum_retry_attempts,
+        "maximum_event_age_s": cfg.maximum_event_age_s,
+        "on_success": cfg.on_success,
+        "on_failure": cfg.on_failure,
     }
 
 
@@ -212,6 +220,10 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             provisioned_concurrency=row["provisioned_concurrency"],
             concurrency_per_worker=row["concurrency_per_worker"],
             idle_timeout_s=row["idle_timeout_s"],
+            maximum_retry_attempts=row["maximum_retry_attempts"],
+            maximum_event_age_s=row["maximum_event_age_s"],
+            on_success=row["on_success"],
+            on_failure=row["on_failure"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

@@ -29,6 +29,10 @@ functions = sa.Table(
     sa.Column("provisioned_concurrency", sa.Integer, nullable=False, server_default="0"),
     sa.Column("concurrency_per_worker", sa.Integer, nullable=False, server_default="1"),
     sa.Column("idle_timeout_s", sa.Integer, nullable=True),
+    sa.Column("maximum_retry_attempts", sa.Integer, nullable=False, server_default="2"),
+    sa.Column("maximum_event_age_s", sa.Integer, nullable=False, server_default="21600"),
+    sa.Column("on_success", sa.String(64), nullable=True),
+    sa.Column("on_failure", sa.String(64), nullable=True),
 )
 
 invocation_logs = sa.Table(
@@ -41,4 +45,28 @@ invocation_logs = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Index("ix_invocation_logs_function_id", "function", "id"),
     sa.Index("ix_invocation_logs_request_id", "request_id"),
+)
+
+# Asynchronous invocations: the durable queue, their status, and the dead-letter queue
+# (status 'dead'). One row per accepted event, kept after it finishes.
+async_events = sa.Table(
+    "async_events",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("function", sa.String(64), nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("enqueued_at", sa.Float(precision=53), nullable=False),
+    sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+    sa.Column("next_attempt_at", sa.Float(precision=53), nullable=False),
+    sa.Column("lease_until", sa.Float(precision=53), nullable=True),
+    sa.Column("leased_by", sa.String(64), nullable=True),
+    sa.Column("idempotency_key", sa.String(256), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("condition", sa.String(32), nullable=True),
+    sa.Index("ix_async_events_due", "status", "next_attempt_at"),
+    sa.Index("ix_async_events_function_status", "function", "status"),
+    sa.Index("ux_async_events_idempotency", "function", "idempotency_key", unique=True),
 )

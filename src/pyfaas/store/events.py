@@ -1,0 +1,284 @@
+"""The durable queue of asynchronous invocations: enqueue, claim with a lease, finish, the DLQ.
+
+Claiming is one ``UPDATE ... WHERE request_id IN (SELECT ... LIMIT n) RETURNING``: atomic on
+SQLite (one writer at a time) and, with ``FOR UPDATE SKIP LOCKED`` in the sub-select, safe for
+several servers sharing one PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pyfaas.model import AsyncEvent
+from pyfaas.model.events import DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED
+from pyfaas.store.engine import Transactions
+from pyfaas.store.tables import async_events
+
+_e = async_events.c
+_DUE = sa.or_(
+    sa.and_(_e.status.in_((QUEUED, FAILED)), _e.next_attempt_at <= sa.bindparam("now")),
+    sa.and_(_e.status == RUNNING, _e.lease_until < sa.bindparam("now")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    request_id: str
+    function: str
+    payload: bytes
+    idempotency_key: str | None
+    enqueued_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How one delivery ended. ``failed``: a function error, timeout or crash (counts toward
+    retries); ``uncount_attempt``: it never reached the function (throttled, too old)."""
+
+    request_id: str
+    owner: str
+    status: str
+    now: float
+    next_attempt_at: float | None = None
+    failed: bool = False
+    uncount_attempt: bool = False
+    last_error: str | None = None
+    condition: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "status": self.status,
+            "updated_at": self.now,
+            "lease_until": None,
+            "leased_by": None,
+        }
+        if self.next_attempt_at is not None:
+            values["next_attempt_at"] = self.next_attempt_at
+        if self.failed:
+            values["failures"] = _e.failures + 1
+        if self.uncount_attempt:
+            values["attempts"] = _e.attempts - 1
+        if self.last_error is not None:
+            values["last_error"] = self.last_error
+        if self.condition is not None:
+            values["condition"] = self.condition
+        return values
+
+
+class EventStore:
+    """Queries on the async_events table. Every method is a coroutine; none blocks."""
+
+    def __init__(self, engine: AsyncEngine, transactions: Transactions) -> None:
+        self._engine = engine
+        self._tx = transactions
+        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+        self._insert = dialect.insert(async_events).on_conflict_do_nothing()
+        self._skip_locked = engine.dialect.name == "postgresql"
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[tuple[str, bool]]:
+        """Store ``events`` in one transaction (one commit, one fsync, for the whole batch).
+
+        Returns, per event, the request id it is known by and whether it was new: an event
+        whose (function, idempotency key) was accepted before gets the earlier request id.
+        """
+        rows = [
+            {
+                "request_id": e.request_id,
+                "function": e.function,
+                "payload": e.payload,
+                "status": QUEUED,
+                "attempts": 0,
+                "failures": 0,
+                "enqueued_at": e.enqueued_at,
+                "updated_at": e.enqueued_at,
+                "next_attempt_at": e.enqueued_at,
+                "idempotency_key": e.idempotency_key,
+            }
+            for e in events
+        ]
+        keyed = [(e.function, e.idempotency_key) for e in events if e.idempotency_key]
+        async with self._tx.begin() as conn:
+            await conn.execute(self._insert, rows)
+            known: dict[tuple[str, str], str] = {}
+            if keyed:
+                found = await conn.execute(
+                    sa.select(_e.function, _e.idempotency_key, _e.request_id).where(
+                        sa.tuple_(_e.function, _e.idempotency_key).in_(keyed)
+                    )
+                )
+                known = {(f, k): rid for f, k, rid in found.all()}
+        out = []
+        for e in events:
+            if e.idempotency_key:
+                stored = known[(e.function, e.idempotency_key)]
+                out.append((stored, stored == e.request_id))
+            else:
+                out.append((e.request_id, True))
+        return out
+
+    async def claim(
+        self,
+        *,
+        now: float,
+        limit: int,
+        lease_s: float,
+        owner: str,
+        skip_functions: Collection[str] = (),
+    ) -> list[AsyncEvent]:
+        """Lease up to ``limit`` due events (oldest due first), marking them running and
+        counting an attempt. Events of ``skip_functions`` stay where they are."""
+        due = sa.select(_e.request_id).where(_DUE)
+        if skip_functions:
+            due = due.where(_e.function.not_in(list(skip_functions)))
+        due = due.order_by(_e.next_attempt_at).limit(limit)
+        if self._skip_locked:
+            due = due.with_for_update(skip_locked=True)
+        claim = (
+            async_events.update()
+            .where(_e.request_id.in_(due.scalar_subquery()))
+            .values(
+                status=RUNNING,
+                attempts=_e.attempts + 1,
+                lease_until=now + lease_s,
+                leased_by=owner,
+                updated_at=now,
+            )
+            .returning(*async_events.c)
+        )
+        async with self._tx.begin() as conn:
+            rows = (await conn.execute(claim, {"now": now})).all()
+        return sorted((_event(r._mapping) for r in rows), key=lambda e: e.next_attempt_at)
+
+    async def renew(self, request_ids: Collection[str], *, owner: str, until: float) -> None:
+        """Extend the leases ``owner`` holds on ``request_ids`` (deliveries still running)."""
+        if not request_ids:
+            return
+        async with self._tx.begin() as conn:
+            await conn.execute(
+                async_events.update()
+                .where(
+                    _e.request_id.in_(list(request_ids)),
+                    _e.leased_by == owner,
+                    _e.status == RUNNING,
+                )
+                .values(lease_until=until)
+            )
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Record how deliveries ended, all in one transaction. Per settlement: False if its
+        owner no longer held the lease (it expired and another server has the event now);
+        nothing is changed for that one."""
+        async with self._tx.begin() as conn:
+            done = []
+            for item in settlements:
+                result = await conn.execute(
+                    async_events.update()
+                    .where(
+                        _e.request_id == item.request_id,
+                        _e.leased_by == item.owner,
+                        _e.status == RUNNING,
+                    )
+                    .values(**item.values())
+                )
+                done.append(bool(result.rowcount))
+        return done
+
+    async def release_running(self, now: float) -> int:
+        """Put every running event back in the queue (a SQLite server starting: it is the
+        only one, so whatever was running died with the previous process)."""
+        async with self._tx.begin() as conn:
+            result = await conn.execute(
+                async_events.update()
+                .where(_e.status == RUNNING)
+                .values(status=QUEUED, lease_until=None, leased_by=None, next_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    async def get(self, request_id: str) -> AsyncEvent | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(async_events).where(_e.request_id == request_id))
+            ).first()
+        return None if row is None else _event(row._mapping)
+
+    async def list_events(
+        self, *, status: str | None, function: str | None, limit: int
+    ) -> list[AsyncEvent]:
+        """Events, newest first, filtered by status and function."""
+        query = sa.select(async_events)
+        if status is not None:
+            query = query.where(_e.status == status)
+        if function is not None:
+            query = query.where(_e.function == function)
+        query = query.order_by(_e.updated_at.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(r._mapping) for r in rows]
+
+    async def counts(self, function: str) -> dict[str, int]:
+        """How many of ``function``'s events are in each status."""
+        query = (
+            sa.select(_e.status, sa.func.count()).where(_e.function == function).group_by(_e.status)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {status: int(n) for status, n in rows}
+
+    async def count_due(self, now: float) -> int:
+        async with self._engine.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(async_events).where(_DUE)
+            return int((await conn.execute(query, {"now": now})).scalar_one())
+
+    async def redrive(
+        self, *, request_ids: Collection[str] = (), function: str | None = None, now: float
+    ) -> list[str]:
+        """Move dead events (these ids, or all of ``function``'s, or all) back to the queue
+        as new: attempts, failures and their age start over. Returns the ids moved."""
+        match = [_e.status == DEAD]
+        if request_ids:
+            match.append(_e.request_id.in_(list(request_ids)))
+        if function is not None:
+            match.append(_e.function == function)
+        async with self._tx.begin() as conn:
+            rows = await conn.execute(
+                async_events.update()
+                .where(*match)
+                .values(
+                    status=QUEUED,
+                    attempts=0,
+                    failures=0,
+                    enqueued_at=now,
+                    updated_at=now,
+                    next_attempt_at=now,
+                    condition=None,
+                )
+                .returning(_e.request_id)
+            )
+            return [r[0] for r in rows.all()]
+
+
+def _event(row: sa.RowMapping) -> AsyncEvent:
+    return AsyncEvent(
+        request_id=row["request_id"],
+        function=row["function"],
+        payload=bytes(row["payload"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        failures=row["failures"],
+        enqueued_at=row["enqueued_at"],
+        updated_at=row["updated_at"],
+        next_attempt_at=row["next_attempt_at"],
+        lease_until=row["lease_until"],
+        idempotency_key=row["idempotency_key"],
+        last_error=row["last_error"],
+        condition=row["condition"],
+    )
+
+
+__all__ = ["DEAD", "SUCCEEDED", "EventStore", "NewEvent", "Settlement"]
