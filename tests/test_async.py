@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ServerProcess, deploy, run_cli, unique, wait_for
+from conftest import ServerProcess, deploy, post_many, run_cli, unique, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -195,6 +195,26 @@ def test_deliveries_respect_the_functions_reserved_concurrency(
     assert len(starts) == 4
     assert all(b - a >= 0.19 for a, b in itertools.pairwise(starts)), starts
     assert all(status(api, i)["failures"] == 0 for i in ids)
+
+
+def test_a_stopped_functions_deep_queue_does_not_hold_up_other_functions(
+    api: httpx.Client, srv: ServerProcess, tmp_path: Path
+) -> None:
+    stopped, running = unique("stopped"), unique("running")
+    recorder(api, tmp_path, stopped, reserved_concurrency=0)
+    out = recorder(api, tmp_path, running)
+    answers = post_many(
+        srv.url, f"/v1/functions/{stopped}/invoke", [b"{}"] * 2000, EVENT, concurrency=16
+    )
+    assert {code for code, _ in answers} == {202}
+    started = time.monotonic()
+    ids = [submit(api, running, {"i": i}) for i in range(20)]
+    wait_for(lambda: all(status(api, i)["status"] == "succeeded" for i in ids), timeout=10)
+    assert time.monotonic() - started < 5
+    assert len(lines(out)) == 20
+    counts = api.get(f"/v1/functions/{stopped}").json()["async_events"]
+    assert sum(counts.values()) == 2000 and "succeeded" not in counts
+    api.delete(f"/v1/functions/{stopped}")
 
 
 def test_a_repeated_idempotency_key_is_accepted_once(api: httpx.Client, tmp_path: Path) -> None:

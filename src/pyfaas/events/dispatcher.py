@@ -116,39 +116,71 @@ class Dispatcher:
 
     async def _claim_loop(self) -> None:
         while True:
-            room = self._settings.max_in_flight - len(self._running)
-            claimed: list[AsyncEvent] = []
-            if room > 0:
-                try:
-                    claimed = await self._store.claim(
-                        now=time.time(),
-                        limit=min(room, 100),
-                        lease_s=self._settings.lease_s,
-                        owner=self.owner,
-                        skip_functions=self._blocked(),
-                    )
-                except Exception:
-                    log.exception("claiming async events failed; retrying")
-            for event in claimed:
-                self._start_delivery(event)
-            if len(claimed) < min(room, 100) or room <= 0:
+            full = False
+            try:
+                full = await self._claim_round()
+            except Exception:
+                log.exception("claiming async events failed; retrying")
+            if not full:
                 # Nothing more due now: sleep until a commit, a finished delivery or a poll.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.poll_s):
                         await self._wakeup.wait()
                 self._wakeup.clear()
 
-    def _blocked(self) -> list[str]:
-        """Functions whose events must wait: at their reservation here, or throttled."""
-        now = time.monotonic()
-        blocked = [name for name, until in self._held_back.items() if until > now]
-        for name in [name for name, until in self._held_back.items() if until <= now]:
-            del self._held_back[name]
-        for name, count in self._per_function.items():
-            reserved = self._reserved.get(name)
-            if reserved is not None and count >= reserved:
-                blocked.append(name)
-        return blocked
+    async def _claim_round(self) -> bool:
+        """Claim due events function by function, oldest due first, each up to what its
+        reservation leaves: a deep queue of one function (or of one that is stopped, with
+        reservation 0) never stands in front of another's. True if there may be more."""
+        room = self._settings.max_in_flight - len(self._running)
+        if room <= 0:
+            return False
+        now = time.time()
+        held = {name for name, until in self._held_back.items() if until > time.monotonic()}
+        more = False
+        for name in await self._store.due_functions(now=now, limit=100):
+            if name in held:
+                continue
+            fv = await self._function(name)
+            share = min(room, 100, self._room_of(name))
+            older_than = None
+            if share <= 0:
+                if fv is None:
+                    continue
+                # Its reservation is taken (or 0): only events too old to run may go, to
+                # the failure destination and the DLQ.
+                share, older_than = min(room, 100), now - fv.maximum_event_age_s
+            claimed = await self._store.claim(
+                now=now,
+                limit=share,
+                lease_s=self._settings.lease_s,
+                owner=self.owner,
+                function=name,
+                enqueued_before=older_than,
+            )
+            for event in claimed:
+                self._start_delivery(event)
+            room -= len(claimed)
+            more = more or len(claimed) == share
+            if room <= 0:
+                return True
+        return more
+
+    async def _function(self, name: str) -> FunctionVersion | None:
+        """``name``'s current version (cached by the resolver), None if it was deleted."""
+        try:
+            fv = await self._resolve(name)
+        except FunctionNotFound:
+            return None  # its events are claimed anyway: delivery marks them dead
+        self._reserved[name] = fv.reserved_concurrency
+        return fv
+
+    def _room_of(self, name: str) -> int:
+        """How many more of ``name``'s events may run now, by its reservation."""
+        reserved = self._reserved.get(name)
+        if reserved is None:
+            return self._settings.max_in_flight
+        return reserved - self._per_function.get(name, 0)
 
     def _start_delivery(self, event: AsyncEvent) -> None:
         self._per_function[event.function] = self._per_function.get(event.function, 0) + 1

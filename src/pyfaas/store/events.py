@@ -129,13 +129,15 @@ class EventStore:
         limit: int,
         lease_s: float,
         owner: str,
-        skip_functions: Collection[str] = (),
+        function: str,
+        enqueued_before: float | None = None,
     ) -> list[AsyncEvent]:
-        """Lease up to ``limit`` due events (oldest due first), marking them running and
-        counting an attempt. Events of ``skip_functions`` stay where they are."""
-        due = sa.select(_e.request_id).where(_DUE)
-        if skip_functions:
-            due = due.where(_e.function.not_in(list(skip_functions)))
+        """Lease up to ``limit`` of ``function``'s due events (oldest due first; only those
+        enqueued before ``enqueued_before`` if given), marking them running and counting an
+        attempt."""
+        due = sa.select(_e.request_id).where(_DUE, _e.function == function)
+        if enqueued_before is not None:
+            due = due.where(_e.enqueued_at < enqueued_before)
         due = due.order_by(_e.next_attempt_at).limit(limit)
         if self._skip_locked:
             due = due.with_for_update(skip_locked=True)
@@ -154,6 +156,18 @@ class EventStore:
         async with self._tx.begin() as conn:
             rows = (await conn.execute(claim, {"now": now})).all()
         return sorted((_event(r._mapping) for r in rows), key=lambda e: e.next_attempt_at)
+
+    async def due_functions(self, *, now: float, limit: int) -> list[str]:
+        """Functions with events due now, the one waiting longest first."""
+        query = (
+            sa.select(_e.function)
+            .where(_DUE)
+            .group_by(_e.function)
+            .order_by(sa.func.min(_e.next_attempt_at))
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query, {"now": now})).scalars())
 
     async def renew(self, request_ids: Collection[str], *, owner: str, until: float) -> None:
         """Extend the leases ``owner`` holds on ``request_ids`` (deliveries still running)."""
