@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import burst
 import idle_cost
 import invoke
+from servers import ForeignLoad, wait_quiet
 
 C1_P50_MS = 0.5
 C32_PER_SECOND = 8000
@@ -76,13 +77,17 @@ def main() -> None:
     print("warm invoke (bench/invoke.py):", file=sys.stderr, flush=True)
     warm = invoke.run(settings)
     print("burst from zero (bench/burst.py) ...", file=sys.stderr, flush=True)
-    b = burst.run()
+    wait_quiet()
+    with ForeignLoad() as burst_others:
+        b = burst.run()
     print("idle cost (bench/idle_cost.py) ...", file=sys.stderr, flush=True)
-    idle = idle_cost.run()
+    wait_quiet()
+    with ForeignLoad() as idle_others:
+        idle = idle_cost.run()
     sections = [
         ("Warm sync invoke, no-op handler", list(invoke.table(warm))),
-        ("Burst from zero", burst.table(b)),
-        ("Idle cost", idle_cost.table(idle)),
+        ("Burst from zero", [*burst.table(b), f"- others' CPU: {burst_others.fraction:.0%}"]),
+        ("Idle cost", [*idle_cost.table(idle), f"- others' CPU: {idle_others.fraction:.0%}"]),
         ("Goals", list(summary(warm, b, idle))),
     ]
     for title, lines in sections:

@@ -20,16 +20,17 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).parent))
 import peers
 from loadgen import Figures, build_request, latency, throughput
-from servers import HOST, NOOP_HANDLER, PyfaasServer, rss_mb
+from servers import HOST, NOOP_HANDLER, ForeignLoad, PyfaasServer, rss_mb, wait_quiet
 
 PEERS = ("ray serve", "functions-framework")
 
@@ -48,57 +49,74 @@ class InvokeReport:
     settings: InvokeSettings
     rows: dict[str, dict[int, Figures]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    busy_before: dict[str, float] = field(default_factory=dict)  # machine CPU busy, 0-1
+    # (target, concurrency) -> share of the machine's CPU other people's processes used
+    foreign: dict[tuple[str, int], float] = field(default_factory=dict)
     pyfaas_notes: dict[str, float] = field(default_factory=dict)
 
 
-def measure_http(port: int, path: str, settings: InvokeSettings) -> dict[int, Figures]:
-    """The same load on one HTTP target at every concurrency of ``settings``."""
+def measure_http(report: InvokeReport, name: str, port: int, path: str) -> dict[int, Figures]:
+    """The same load on one HTTP target at every concurrency of the report's settings."""
+    settings = report.settings
     request = build_request(HOST, port, path, b"{}", {})
     figures = {}
     for concurrency in settings.concurrencies:
-        if concurrency == 1:
-            figures[1] = latency(HOST, port, request, settings.requests)
-        else:
-            figures[concurrency] = throughput(HOST, port, request, concurrency, settings.seconds)
+        with ForeignLoad() as others:
+            if concurrency == 1:
+                figures[1] = latency(HOST, port, request, settings.requests)
+            else:
+                figures[concurrency] = throughput(
+                    HOST, port, request, concurrency, settings.seconds
+                )
+        report.foreign[name, concurrency] = others.fraction
     return figures
 
 
+def _quiet(report: InvokeReport, name: str) -> None:
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    report.busy_before[name] = wait_quiet()
+
+
 def _measure_pyfaas(report: InvokeReport) -> None:
+    _quiet(report, "pyfaas")
     with tempfile.TemporaryDirectory() as tmp, PyfaasServer(Path(tmp)) as server:
         server.deploy("noop", NOOP_HANDLER)
         report.rows["pyfaas"] = measure_http(
-            server.port, "/v1/functions/noop/invoke", report.settings
+            report, "pyfaas", server.port, "/v1/functions/noop/invoke"
         )
         workers = server.workers()
         report.pyfaas_notes["server RSS after the run, MB"] = rss_mb(server.pid)
         report.pyfaas_notes["worker processes after the run"] = len(workers)
         if workers:
             report.pyfaas_notes["one idle worker's RSS, MB"] = min(rss_mb(w) for w in workers)
+        stats = httpx.get(f"{server.url}/v1/functions/noop", timeout=30).json()["stats"]
+        for key in ("invocations", "cold_starts", "timeouts", "crashes"):
+            report.pyfaas_notes[f"{key} (server's count)"] = stats[key]
 
 
 def _measure_peer(
     report: InvokeReport, name: str, start: Callable[[], AbstractContextManager[int]]
 ) -> None:
-    print(f"  {name} ...", file=sys.stderr, flush=True)
+    _quiet(report, name)
     try:
         with start() as port:
-            report.rows[name] = measure_http(port, "/", report.settings)
+            report.rows[name] = measure_http(report, name, port, "/")
     except Exception as exc:  # a peer that will not run is reported, not fatal
         report.failures[name] = f"{type(exc).__name__}: {exc}"
-    time.sleep(1)  # let the machine go quiet before the next target
 
 
 def run(settings: InvokeSettings) -> InvokeReport:
     """Measure every target, one after the other."""
     report = InvokeReport(settings)
-    print("  pyfaas ...", file=sys.stderr, flush=True)
     _measure_pyfaas(report)
-    time.sleep(1)
     _measure_peer(report, "uvicorn hello", peers.uvicorn_hello)
-    print("  processpool ...", file=sys.stderr, flush=True)
-    report.rows["processpool"] = peers.processpool(
-        settings.requests, list(settings.concurrencies), settings.seconds
-    )
+    _quiet(report, "processpool")
+    with ForeignLoad() as others:
+        report.rows["processpool"] = peers.processpool(
+            settings.requests, list(settings.concurrencies), settings.seconds
+        )
+    for c in settings.concurrencies:
+        report.foreign["processpool", c] = others.fraction
     _measure_peer(report, "ray serve", peers.ray_serve)
     _measure_peer(report, "functions-framework", peers.functions_framework)
     return report
@@ -115,8 +133,11 @@ def table(report: InvokeReport) -> Iterator[str]:
         f"{machine()}; c=1: {s.requests} requests on one connection, other c: {s.seconds:g} s each"
     )
     yield ""
-    yield ("| c | target | req/s | p50 ms | p99 ms | pyfaas p50 / this | pyfaas req/s / this |")
-    yield "|---|---|---|---|---|---|---|"
+    yield (
+        "| c | target | req/s | p50 ms | p99 ms | pyfaas p50 / this | pyfaas req/s / this "
+        "| others' CPU |"
+    )
+    yield "|---|---|---|---|---|---|---|---|"
     ours = report.rows.get("pyfaas", {})
     for c in s.concurrencies:
         for name, rows in report.rows.items():
@@ -125,13 +146,21 @@ def table(report: InvokeReport) -> Iterator[str]:
             rate_ratio = f"{ours[c].per_second / f.per_second:.2f}x" if c in ours else "-"
             yield (
                 f"| {c} | {name} | {f.per_second:,.0f} | {f.p50_ms:.3f} | {f.p99_ms:.3f} "
-                f"| {p50_ratio} | {rate_ratio} |"
+                f"| {p50_ratio} | {rate_ratio} | {report.foreign.get((name, c), 0):.0%} |"
             )
     for name, why in report.failures.items():
-        yield f"| - | {name} | did not run: {why} | | | | |"
+        yield f"| - | {name} | did not run: {why} | | | | | |"
     yield ""
+    yield (
+        "others' CPU: share of the machine's CPU used meanwhile by processes outside this "
+        "benchmark (other people's work on the shared machine); near 0% means a clean figure."
+    )
+    yield ""
+    noisy = {name: busy for name, busy in report.busy_before.items() if busy >= 0.15}
+    for name, busy in noisy.items():
+        yield f"- **the machine was {busy:.0%} busy with other work before {name} started**"
     for key, value in report.pyfaas_notes.items():
-        yield f"- pyfaas {key}: {value:,.1f}"
+        yield f"- pyfaas {key}: {value:,.1f}".removesuffix(".0")
 
 
 def parse_settings(argv: list[str] | None = None) -> InvokeSettings:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -150,3 +151,91 @@ class PyfaasServer:
                 raise TimeoutError(f"{len(self.workers())} workers still alive after {timeout} s")
             time.sleep(0.1)
         return time.monotonic() - start
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Fraction (0-1) of the machine's CPU in use over the next ``seconds``."""
+    busy0, total0 = _cpu_times()
+    time.sleep(seconds)
+    busy1, total1 = _cpu_times()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def wait_quiet(threshold: float = 0.15, max_wait_s: float = 300) -> float:
+    """Wait until the machine's CPU is less than ``threshold`` busy over one second (others'
+    test runs skew a benchmark), at most ``max_wait_s``; return the last busy fraction."""
+    deadline = time.monotonic() + max_wait_s
+    while (busy := machine_busy()) >= threshold and time.monotonic() < deadline:
+        pass
+    return busy
+
+
+class ForeignLoad:
+    """Measures the CPU that processes outside this benchmark's process tree use meanwhile.
+
+    The machine is shared (other people's test runs); a figure taken while they ran is not
+    comparable. A thread scans /proc every ``period_s``: a process is ours when this process
+    is among its ancestors. ``fraction`` is the others' CPU over the whole machine's
+    (cores x wall time), 0-1; processes born and gone between two scans are not seen.
+    """
+
+    def __init__(self, period_s: float = 0.5) -> None:
+        self._period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticks = 0
+        self._start = 0.0
+        self._elapsed = 0.0
+
+    def __enter__(self) -> ForeignLoad:
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._elapsed = time.monotonic() - self._start
+
+    @property
+    def fraction(self) -> float:
+        capacity = self._elapsed * (os.cpu_count() or 1) * os.sysconf("SC_CLK_TCK")
+        return self._ticks / capacity if capacity else 0.0
+
+    def _run(self) -> None:
+        before = _foreign_cpu(os.getpid())
+        while not self._stop.wait(self._period_s):
+            now = _foreign_cpu(os.getpid())
+            self._ticks += sum(t - before[p] for p, t in now.items() if p in before)
+            before = now
+
+
+def _foreign_cpu(root: int) -> dict[int, int]:
+    """utime+stime ticks of every process that does not descend from ``root``."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    foreign = {}
+    for pid, t in ticks.items():
+        p = pid
+        while p not in (0, 1, root):
+            p = parent.get(p, 0)
+        if p != root:
+            foreign[pid] = t
+    return foreign
