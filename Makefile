@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-test lint bench clean
+.PHONY: run test install install-test install-bench lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(UV)
 
 install-test: $(UV)
 	$(UV) sync --frozen --extra test --no-editable --reinstall-package pyfaas --quiet
+
+# The peers that bench/ measures pyfaas against (Ray Serve, functions-framework, numpy).
+install-bench: $(UV)
+	$(UV) sync --frozen --extra test --extra bench --no-editable --reinstall-package pyfaas --quiet
 
 run: install
 	$(VENV)/bin/pyfaas serve --host $(HOST) --port $(PORT) --deploy-dir examples
@@ -31,8 +35,8 @@ lint: install-test
 test: lint
 	$(VENV)/bin/pytest
 
-bench: install-test
-	$(VENV)/bin/python bench/invoke.py
+bench: install-bench
+	$(VENV)/bin/python bench
 
 clean:
 	rm -rf $(VENV) .pyfaas dist build

@@ -1,206 +1,182 @@
-"""Warm sync invoke of a no-op handler over HTTP, side by side with its ceilings.
+"""Warm sync invoke of a no-op handler over HTTP, side by side with baselines and peers.
 
-    .venv/bin/python bench/invoke.py [--seconds 5] [--requests 3000]
+    .venv/bin/python bench/invoke.py [--requests 3000] [--seconds 5] [--concurrency 1,32,128]
 
-Runs, in one process tree on this machine:
-  pyfaas        POST /v1/functions/noop/invoke on a real server (SQLite, local workers)
-  uvicorn       a plain ASGI hello-world with the same uvicorn settings (the HTTP ceiling)
-  processpool   concurrent.futures.ProcessPoolExecutor round trips of a no-op (the IPC ceiling)
-at concurrency 1 (p50/p99 latency) and 32 (invocations/s), then the RSS of the server and of
-one idle worker. The load generator (bench/loadgen.py) shares the machine's cores with the
-servers; that is the same for every target, so compare the ratios.
+Measures, one after the other on this machine, each in its own process tree:
+  pyfaas               POST /v1/functions/noop/invoke on a real server (SQLite, local workers)
+  uvicorn hello        a plain ASGI hello-world with the same uvicorn settings (HTTP ceiling)
+  processpool          ProcessPoolExecutor round trips of a no-op, from this process (IPC ceiling)
+  ray serve            Ray Serve's HTTP proxy in front of one no-op deployment
+  functions-framework  Google's functions-framework under its default server (gunicorn)
+At concurrency 1: ``--requests`` calls on one keep-alive connection; at every other
+concurrency N: N connections for ``--seconds`` (bench/loadgen.py). The load generator shares
+the machine's cores with the target, the same for every target: compare the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
-import io
-import json
 import os
 import platform
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+import peers
 from loadgen import Figures, build_request, latency, throughput
+from servers import HOST, NOOP_HANDLER, ForeignLoad, PyfaasServer, rss_mb, wait_quiet
 
-HERE = Path(__file__).parent
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+PEERS = ("ray serve", "functions-framework")
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
+@dataclass(frozen=True)
+class InvokeSettings:
+    requests: int = 3000
+    seconds: float = 5.0
+    concurrencies: tuple[int, ...] = (1, 32, 128)
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+@dataclass
+class InvokeReport:
+    """Figures per target and concurrency, plus what was seen of pyfaas's processes."""
+
+    settings: InvokeSettings
+    rows: dict[str, dict[int, Figures]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    busy_before: dict[str, float] = field(default_factory=dict)  # machine CPU busy, 0-1
+    # (target, concurrency) -> share of the machine's CPU other people's processes used
+    foreign: dict[tuple[str, int], float] = field(default_factory=dict)
+    pyfaas_notes: dict[str, float] = field(default_factory=dict)
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+def measure_http(report: InvokeReport, name: str, port: int, path: str) -> dict[int, Figures]:
+    """The same load on one HTTP target at every concurrency of the report's settings."""
+    settings = report.settings
+    request = build_request(HOST, port, path, b"{}", {})
+    figures = {}
+    for concurrency in settings.concurrencies:
+        with ForeignLoad() as others:
+            if concurrency == 1:
+                figures[1] = latency(HOST, port, request, settings.requests)
+            else:
+                figures[concurrency] = throughput(
+                    HOST, port, request, concurrency, settings.seconds
+                )
+        report.foreign[name, concurrency] = others.fraction
+    return figures
 
 
-def noop(_: object = None) -> None:
-    return None
+def _quiet(report: InvokeReport, name: str) -> None:
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    report.busy_before[name] = wait_quiet()
 
 
-def processpool(n: int, concurrency: int, seconds: float) -> tuple[Figures, Figures]:
-    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
-        for _ in range(200):
-            pool.submit(noop).result()
-        samples = []
-        start = time.perf_counter()
-        for _ in range(n):
-            t0 = time.perf_counter()
-            pool.submit(noop).result()
-            samples.append(time.perf_counter() - t0)
-        c1 = _figures(samples, time.perf_counter() - start)
-
-        async def flood() -> Figures:
-            loop = asyncio.get_running_loop()
-            lat: list[float] = []
-            deadline = time.perf_counter() + seconds
-
-            async def lane() -> None:
-                while time.perf_counter() < deadline:
-                    t0 = time.perf_counter()
-                    await loop.run_in_executor(pool, noop)
-                    lat.append(time.perf_counter() - t0)
-
-            begin = time.perf_counter()
-            await asyncio.gather(*(lane() for _ in range(concurrency)))
-            return _figures(lat, time.perf_counter() - begin)
-
-        cn = asyncio.run(flood())
-    return c1, cn
+def _measure_pyfaas(report: InvokeReport) -> None:
+    _quiet(report, "pyfaas")
+    with tempfile.TemporaryDirectory() as tmp, PyfaasServer(Path(tmp)) as server:
+        server.deploy("noop", NOOP_HANDLER)
+        report.rows["pyfaas"] = measure_http(
+            report, "pyfaas", server.port, "/v1/functions/noop/invoke"
+        )
+        workers = server.workers()
+        report.pyfaas_notes["server RSS after the run, MB"] = rss_mb(server.pid)
+        report.pyfaas_notes["worker processes after the run"] = len(workers)
+        if workers:
+            report.pyfaas_notes["one idle worker's RSS, MB"] = min(rss_mb(w) for w in workers)
+        stats = httpx.get(f"{server.url}/v1/functions/noop", timeout=30).json()["stats"]
+        for key in ("invocations", "cold_starts", "timeouts", "crashes"):
+            report.pyfaas_notes[f"{key} (server's count)"] = stats[key]
 
 
-def _figures(samples: list[float], elapsed: float) -> Figures:
-    samples.sort()
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return Figures(len(samples), elapsed, statistics.median(samples) * 1000, p99 * 1000)
+def _measure_peer(
+    report: InvokeReport, name: str, start: Callable[[], AbstractContextManager[int]]
+) -> None:
+    _quiet(report, name)
+    try:
+        with start() as port:
+            report.rows[name] = measure_http(report, name, port, "/")
+    except Exception as exc:  # a peer that will not run is reported, not fatal
+        report.failures[name] = f"{type(exc).__name__}: {exc}"
 
 
-def start_pyfaas(home: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "pyfaas"), "serve", "--port", str(port)],
-        env={**os.environ, "PYFAAS_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=home,
+def run(settings: InvokeSettings) -> InvokeReport:
+    """Measure every target, one after the other."""
+    report = InvokeReport(settings)
+    _measure_pyfaas(report)
+    _measure_peer(report, "uvicorn hello", peers.uvicorn_hello)
+    _quiet(report, "processpool")
+    with ForeignLoad() as others:
+        report.rows["processpool"] = peers.processpool(
+            settings.requests, list(settings.concurrencies), settings.seconds
+        )
+    for c in settings.concurrencies:
+        report.foreign["processpool", c] = others.fraction
+    _measure_peer(report, "ray serve", peers.ray_serve)
+    _measure_peer(report, "functions-framework", peers.functions_framework)
+    return report
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def table(report: InvokeReport) -> Iterator[str]:
+    """The markdown table: one row per concurrency and target, ratios against pyfaas."""
+    s = report.settings
+    yield (
+        f"{machine()}; c=1: {s.requests} requests on one connection, other c: {s.seconds:g} s each"
     )
-    wait_http(f"http://127.0.0.1:{port}/v1/health")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("handler.py", "def handler(event, context):\n    return {}\n")
-    httpx.put(
-        f"http://127.0.0.1:{port}/v1/functions/noop",
-        data={"config": json.dumps({"name": "noop"})},
-        files={"code": ("code.zip", buf.getvalue())},
-        timeout=60,
-    ).raise_for_status()
-    return proc, port
+    yield ""
+    yield (
+        "| c | target | req/s | p50 ms | p99 ms | pyfaas p50 / this | pyfaas req/s / this "
+        "| others' CPU |"
+    )
+    yield "|---|---|---|---|---|---|---|---|"
+    ours = report.rows.get("pyfaas", {})
+    for c in s.concurrencies:
+        for name, rows in report.rows.items():
+            f = rows[c]
+            p50_ratio = f"{ours[c].p50_ms / f.p50_ms:.2f}x" if c in ours else "-"
+            rate_ratio = f"{ours[c].per_second / f.per_second:.2f}x" if c in ours else "-"
+            yield (
+                f"| {c} | {name} | {f.per_second:,.0f} | {f.p50_ms:.3f} | {f.p99_ms:.3f} "
+                f"| {p50_ratio} | {rate_ratio} | {report.foreign.get((name, c), 0):.0%} |"
+            )
+    for name, why in report.failures.items():
+        yield f"| - | {name} | did not run: {why} | | | | | |"
+    yield ""
+    yield (
+        "others' CPU: share of the machine's CPU used meanwhile by processes outside this "
+        "benchmark (other people's work on the shared machine); near 0% means a clean figure."
+    )
+    yield ""
+    noisy = {name: busy for name, busy in report.busy_before.items() if busy >= 0.15}
+    for name, busy in noisy.items():
+        yield f"- **the machine was {busy:.0%} busy with other work before {name} started**"
+    for key, value in report.pyfaas_notes.items():
+        yield f"- pyfaas {key}: {value:,.1f}".removesuffix(".0")
+
+
+def parse_settings(argv: list[str] | None = None) -> InvokeSettings:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="samples at concurrency 1")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration at each other c")
+    parser.add_argument("--concurrency", default="1,32,128", help="comma-separated levels")
+    args = parser.parse_args(argv)
+    levels = tuple(int(c) for c in args.concurrency.split(","))
+    return InvokeSettings(args.requests, args.seconds, levels)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000, help="samples at concurrency 1")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration at concurrency 32")
-    parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
-    rows: dict[str, tuple[Figures, Figures]] = {}
-    extra: dict[str, float] = {}
-
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_pyfaas(Path(tmp))
-        try:
-            req = build_request("127.0.0.1", port, "/v1/functions/noop/invoke", b"{}", {})
-            rows["pyfaas"] = (
-                latency("127.0.0.1", port, req, args.requests),
-                throughput("127.0.0.1", port, req, args.concurrency, args.seconds),
-            )
-            extra["server_rss_mb"] = rss_kb(proc.pid) / 1024
-            workers = children(proc.pid)
-            extra["workers_after_c32"] = len(workers)
-            if workers:
-                extra["idle_worker_rss_mb"] = min(rss_kb(w) for w in workers) / 1024
-        finally:
-            proc.terminate()
-            proc.wait(15)
-
-    port = free_port()
-    hello = subprocess.Popen([sys.executable, str(HERE / "hello_asgi.py"), str(port)])
-    try:
-        wait_http(f"http://127.0.0.1:{port}/")
-        req = build_request("127.0.0.1", port, "/", b"{}", {})
-        rows["uvicorn hello"] = (
-            latency("127.0.0.1", port, req, args.requests),
-            throughput("127.0.0.1", port, req, args.concurrency, args.seconds),
-        )
-    finally:
-        hello.terminate()
-        hello.wait(15)
-
-    rows["processpool"] = processpool(args.requests, args.concurrency, args.seconds)
-
-    ours = rows["pyfaas"]
-    print(
-        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; c=1: {args.requests} requests, "
-        f"c={args.concurrency}: {args.seconds:.0f} s\n"
-    )
-    print(
-        f"| target | c=1 p50 ms | c=1 p99 ms | c={args.concurrency} req/s "
-        f"| c={args.concurrency} p50 ms | c={args.concurrency} p99 ms "
-        f"| pyfaas p50 / this | pyfaas req/s / this |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, (c1, cn) in rows.items():
-        print(
-            f"| {name} | {c1.p50_ms:.3f} | {c1.p99_ms:.3f} | {cn.per_second:,.0f} "
-            f"| {cn.p50_ms:.2f} | {cn.p99_ms:.2f} | {ours[0].p50_ms / c1.p50_ms:.2f}x "
-            f"| {ours[1].per_second / cn.per_second:.2f}x |"
-        )
+    report = run(parse_settings())
     print()
-    for key, value in extra.items():
-        print(f"- {key}: {value:.1f}")
+    print("\n".join(table(report)))
 
 
 if __name__ == "__main__":
