@@ -23,23 +23,40 @@ RUNTIME_PATH = str(Path(pyfaas.__file__).resolve().parent.parent)
 ADDRESS_SPACE_HEADROOM_MB = 512
 
 
-def worker_environment(
-    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
-) -> dict[str, str]:
-    """The environment for one worker of ``fv``; ``fv.environment`` is applied last."""
-    day = datetime.now(UTC).strftime("%Y/%m/%d")
-    env = {
+# Variables read once, when the interpreter (or the C library) starts: a forked worker keeps
+# its zygote's, so a function that sets one of these is spawned instead.
+_READ_AT_START = ("PYTHON", "LD_", "MALLOC_", "LANG", "LC_", "GLIBC_TUNABLES")
+
+
+def interpreter_environment() -> dict[str, str]:
+    """What every worker interpreter starts with, the zygote's whole environment."""
+    return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "TZ": ":UTC",
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch / "tmp"),
         "PYTHONPATH": RUNTIME_PATH,
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         # glibc makes an arena per thread (64 MB of address space each): with RLIMIT_AS set,
         # a handler starting a few threads would hit MemoryError long before memory_mb.
         "MALLOC_ARENA_MAX": "2",
+    }
+
+
+def forkable(fv: FunctionVersion) -> bool:
+    """False when fv's own variables must be seen at interpreter start (PYTHON*, LD_*...)."""
+    return not any(name.startswith(_READ_AT_START) for name, _ in fv.environment)
+
+
+def worker_environment(
+    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
+) -> dict[str, str]:
+    """The environment for one worker of ``fv``; ``fv.environment`` is applied last."""
+    day = datetime.now(UTC).strftime("%Y/%m/%d")
+    env = {
+        **interpreter_environment(),
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch / "tmp"),
         "_HANDLER": fv.handler,
         "LAMBDA_TASK_ROOT": fv.code_dir,
         "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
