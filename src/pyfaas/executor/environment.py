@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,27 +25,48 @@ RUNTIME_PATH = str(Path(pyfaas.__file__).resolve().parent.parent)
 ADDRESS_SPACE_HEADROOM_MB = 512
 
 
-def worker_environment(
-    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits, *, provisioned: bool
-) -> dict[str, str]:
-    """The environment for one worker of ``fv``; ``fv.environment`` is applied last.
+# Variables read once, when the interpreter (or the C library) starts: a forked worker keeps
+# its zygote's, so a function that sets one of these is spawned instead.
+_READ_AT_START = ("PYTHON", "LD_", "MALLOC_", "LANG", "LC_", "GLIBC_TUNABLES")
 
-    ``provisioned``: started ahead of demand to keep provisioned concurrency, which Lambda
-    tells the handler through AWS_LAMBDA_INITIALIZATION_TYPE.
-    """
-    day = datetime.now(UTC).strftime("%Y/%m/%d")
-    env = {
+
+# Set while workers are started ahead of demand to keep provisioned concurrency (Lambda tells
+# the handler through AWS_LAMBDA_INITIALIZATION_TYPE). A context variable: every launch path
+# (spawn, zygote fork, template fork) reaches worker_environment within the starting task.
+STARTING_PROVISIONED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "starting_provisioned", default=False
+)
+
+
+def interpreter_environment() -> dict[str, str]:
+    """What every worker interpreter starts with, the zygote's whole environment."""
+    return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "TZ": ":UTC",
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch / "tmp"),
         "PYTHONPATH": RUNTIME_PATH,
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         # glibc makes an arena per thread (64 MB of address space each): with RLIMIT_AS set,
         # a handler starting a few threads would hit MemoryError long before memory_mb.
         "MALLOC_ARENA_MAX": "2",
+    }
+
+
+def forkable(fv: FunctionVersion) -> bool:
+    """False when fv's own variables must be seen at interpreter start (PYTHON*, LD_*...)."""
+    return not any(name.startswith(_READ_AT_START) for name, _ in fv.environment)
+
+
+def worker_environment(
+    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
+) -> dict[str, str]:
+    """The environment for one worker of ``fv``; ``fv.environment`` is applied last."""
+    day = datetime.now(UTC).strftime("%Y/%m/%d")
+    env = {
+        **interpreter_environment(),
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch / "tmp"),
         "_HANDLER": fv.handler,
         "LAMBDA_TASK_ROOT": fv.code_dir,
         "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
@@ -53,7 +76,7 @@ def worker_environment(
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fv.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{fv.version}]{worker_id}",
         "AWS_LAMBDA_INITIALIZATION_TYPE": (
-            "provisioned-concurrency" if provisioned else "on-demand"
+            "provisioned-concurrency" if STARTING_PROVISIONED.get() else "on-demand"
         ),
         "AWS_REGION": fv.region,
         "AWS_DEFAULT_REGION": fv.region,

@@ -13,6 +13,8 @@ from typing import Any
 
 from pyfaas.executor import results
 from pyfaas.executor.backend import FunctionStats
+from pyfaas.executor.environment import STARTING_PROVISIONED
+from pyfaas.executor.launcher import Launcher
 from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerProcess, WorkerTimedOut
 from pyfaas.model import (
     FunctionVersion,
@@ -73,7 +75,7 @@ class LocalExecutor:
         self._limits = limits
         self._scratch = scratch_dir
         self._idle_timeout_s = idle_timeout_s
-        self._python = python
+        self._launcher = Launcher(python=python, scratch_root=scratch_dir, limits=limits)
         self._pools: dict[tuple[object, ...], _Pool] = {}
         self._counters: dict[str, _Counters] = {}
         # Every worker whose process exists, from spawn until its stop begins: what close()
@@ -86,6 +88,7 @@ class LocalExecutor:
     async def start(self) -> None:
         """Create the scratch directory and start the idle reaper."""
         await asyncio.to_thread(self._scratch.mkdir, parents=True, exist_ok=True)
+        await self._launcher.start()
         self._reaper = asyncio.create_task(self._reap_idle(), name="pyfaas-idle-reaper")
 
     async def validate(self, fv: FunctionVersion) -> float:
@@ -144,22 +147,23 @@ class LocalExecutor:
             worker, init_ms = await self._acquire(fv, counters)
         except HandlerInitFailed as exc:
             return results.init_failed(fv, request, exc.code, exc.message, exc.logs)
+        kind = None if init_ms is None else worker.start_kind
         try:
             reply = await worker.invoke(request, fv.timeout_s)
         except WorkerTimedOut as exc:
             self._discard(worker)
             self._check_open()
             counters.timeouts += 1
-            return results.timed_out(fv, request, init_ms, exc.logs)
+            return results.timed_out(fv, request, init_ms, exc.logs, kind)
         except WorkerDied as exc:
             self._discard(worker)
             self._check_open()  # close() stopped it: not the handler's doing
             counters.crashes += 1
-            return results.crashed(fv, request, init_ms, str(exc))
+            return results.crashed(fv, request, init_ms, str(exc), kind)
         except BaseException:  # cancelled: the worker's state is unknown
             self._discard(worker)
             raise
-        result, reusable = results.from_reply(fv, request, reply, init_ms)
+        result, reusable = results.from_reply(fv, request, reply, init_ms, kind)
         self._release(worker, reusable)
         return result
 
@@ -174,6 +178,7 @@ class LocalExecutor:
                 pool.retired = True
                 del self._pools[key]
                 stopping += [self._discard(w) for w in pool.idle]
+                stopping.append(asyncio.ensure_future(self._launcher.drop(key)))
                 pool.idle = []
         if keep is None:
             self._counters.pop(name, None)
@@ -210,6 +215,7 @@ class LocalExecutor:
         self._pools.clear()
         for worker in list(self._workers):
             self._discard(worker, grace_s=0.5)
+        await self._launcher.close()  # cold starts under way fail; zygote and templates go
         while self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
 
@@ -255,25 +261,20 @@ class LocalExecutor:
         pool.idle.append(worker)
 
     async def _start_worker(self, fv: FunctionVersion, provisioned: bool = False) -> WorkerProcess:
-        """Spawn a worker and wait for its handler import. Raises HandlerInitFailed,
-        ServiceUnavailable."""
+        """Start a worker (forked or spawned, see launcher.py) and wait for its handler
+        import. Raises HandlerInitFailed, ServiceUnavailable."""
+        token = STARTING_PROVISIONED.set(provisioned)
         try:
-            worker = await WorkerProcess.spawn(
-                fv,
-                python=self._python,
-                scratch_root=self._scratch,
-                limits=self._limits,
-                provisioned=provisioned,
-            )
+            worker = await self._launcher.launch(fv)
         except OSError as exc:
+            self._check_open()
             raise ServiceUnavailable(f"cannot start a worker process: {exc}") from exc
-        self._workers.add(worker)
-        try:
-            await worker.handshake()
         except BaseException:
-            self._workers.discard(worker)  # handshake has stopped it
             self._check_open()  # stopped by close(): not the bundle's fault
             raise
+        finally:
+            STARTING_PROVISIONED.reset(token)
+        self._workers.add(worker)
         if self._closed:
             await self._discard(worker)
             self._check_open()
@@ -335,6 +336,7 @@ class LocalExecutor:
                     self._top_up(pool.fv)
                 elif not pool.size:
                     del self._pools[key]
+                    stale.append(asyncio.ensure_future(self._launcher.drop(key)))
             if stale:
                 await asyncio.gather(*stale)
 

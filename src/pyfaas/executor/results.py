@@ -17,7 +17,11 @@ _INIT_ERROR_TYPES = {
 
 
 def from_reply(
-    fv: FunctionVersion, request: InvocationRequest, reply: dict[str, Any], init_ms: float | None
+    fv: FunctionVersion,
+    request: InvocationRequest,
+    reply: dict[str, Any],
+    init_ms: float | None,
+    start_kind: str | None = None,
 ) -> tuple[InvocationResult, bool]:
     """The result a worker sent, and whether that worker may serve again."""
     max_rss_mb = reply["max_rss_kb"] // 1024
@@ -37,6 +41,7 @@ def from_reply(
         max_memory_used_mb=max_rss_mb,
         logs=reply["logs"],
         version=fv.version,
+        start_kind=start_kind,
     )
     return result, reusable
 
@@ -50,7 +55,11 @@ def init_failed(
 
 
 def timed_out(
-    fv: FunctionVersion, request: InvocationRequest, init_ms: float | None, logs: str
+    fv: FunctionVersion,
+    request: InvocationRequest,
+    init_ms: float | None,
+    logs: str,
+    start_kind: str | None = None,
 ) -> InvocationResult:
     """The handler outran fv.timeout_s; ``logs`` is what it wrote until then."""
     message = (
@@ -67,14 +76,26 @@ def timed_out(
         init_ms=init_ms,
         duration_ms=fv.timeout_s * 1000.0,
         logs=f"{logs}{when} {message}\n",
+        start_kind=start_kind,
     )
 
 
 def crashed(
-    fv: FunctionVersion, request: InvocationRequest, init_ms: float | None, reason: str
+    fv: FunctionVersion,
+    request: InvocationRequest,
+    init_ms: float | None,
+    reason: str,
+    start_kind: str | None = None,
 ) -> InvocationResult:
     """The worker died mid-invocation; ``reason`` like "exit status 3", "signal: killed"."""
-    return error_result(fv, request, "Runtime.ExitError", _exited(request, reason), init_ms=init_ms)
+    return error_result(
+        fv,
+        request,
+        "Runtime.ExitError",
+        _exited(request, reason),
+        init_ms=init_ms,
+        start_kind=start_kind,
+    )
 
 
 def error_result(
@@ -86,6 +107,7 @@ def error_result(
     init_ms: float | None = None,
     duration_ms: float = 0.0,
     logs: str = "",
+    start_kind: str | None = None,
 ) -> InvocationResult:
     """An "Unhandled" result the platform reports on the handler's behalf."""
     return InvocationResult(
@@ -96,6 +118,7 @@ def error_result(
         init_duration_ms=init_ms,
         logs=logs,
         version=fv.version,
+        start_kind=start_kind,
     )
 
 

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -57,22 +58,56 @@ class WorkerTimedOut(TimeoutError):
         self.logs = logs
 
 
-class _Channel(asyncio.SubprocessProtocol):
-    """Parses frames from the worker's stdout as they arrive; resolves the waiting future."""
+class _Channel:
+    """Frames from the worker as they arrive, resolving the waiting future; its exit."""
 
     def __init__(self) -> None:
         self.decoder = FrameDecoder()
         self.waiter: asyncio.Future[dict[str, Any]] | None = None
         self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close_input(self) -> None:
+        """End of input: the worker's loop ends and it exits."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def lost(self) -> bool:
+        """True once the worker can no longer answer (exited, or its channel closed)."""
+        return self.exited.done()
+
+    def _received(self, data: bytes) -> None:
+        for message in self.decoder.feed(data):
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(message)
+
+    def _fail(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(WorkerDied(None))
+
+    def set_exited(self, returncode: int | None) -> None:
+        if not self.exited.done():
+            self.exited.set_result(returncode)
+        self._fail()
+
+
+class _PipeChannel(_Channel, asyncio.SubprocessProtocol):
+    """A spawned worker: its stdin and stdout, and its exit as our child."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.transport: asyncio.SubprocessTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        for message in self.decoder.feed(data):
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_result(message)
+        self._received(data)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
@@ -80,13 +115,70 @@ class _Channel(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         assert self.transport is not None
-        if not self.exited.done():
-            self.exited.set_result(self.transport.get_returncode())
-        self._fail()
+        self.set_exited(self.transport.get_returncode())
 
-    def _fail(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(WorkerDied(None))
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        # uvloop's pipe transports are not asyncio.WriteTransport subclasses, hence the cast.
+        cast(asyncio.WriteTransport, self.transport.get_pipe_transport(0)).write(data)
+
+    def close_input(self) -> None:
+        stdin = self.transport.get_pipe_transport(0) if self.transport is not None else None
+        if stdin is not None:
+            stdin.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class SocketChannel(_Channel, asyncio.Protocol):
+    """A forked worker: one stream socket both ways. It is not our child: whoever forked it
+    reports its exit (:meth:`set_exited`), or, once that reporter is gone, :meth:`orphan`
+    makes the end of the channel stand for the exit (status unknown)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport: asyncio.Transport | None = None
+        self._closed = False
+        self._orphan = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._received(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._fail()
+        if self._orphan:
+            self.set_exited(None)
+
+    def orphan(self) -> None:
+        """Nobody will report this worker's exit any more."""
+        self._orphan = True
+        if self._closed:
+            self.set_exited(None)
+
+    @property
+    def lost(self) -> bool:
+        return self._closed or self.exited.done()
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close_input(self) -> None:
+        if self.transport is not None and not self._closed and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class WorkerProcess:
@@ -97,20 +189,32 @@ class WorkerProcess:
     """
 
     def __init__(
-        self, fv: FunctionVersion, channel: _Channel, scratch: Path, pid: int, log_cap: int
+        self,
+        fv: FunctionVersion,
+        channel: _Channel,
+        scratch: Path,
+        pid: int,
+        log_cap: int,
+        *,
+        start_kind: str = "spawn",
+        asked_at: float | None = None,
     ) -> None:
         self.fv = fv
         self.pid = pid
+        # How the process came to be: "spawn" (a new interpreter), "zygote" (forked from the
+        # zygote, then imported the handler) or "template" (forked with the handler imported).
+        self.start_kind = start_kind
+        # From asking for the worker to its handler being ready, as the caller waited (ms);
+        # set by handshake. import_ms: the handler import alone, as the worker measured it.
         self.init_ms = 0.0
+        self.import_ms = 0.0
         self.last_used = time.monotonic()
         self.invocations = 0
+        self._asked_at = time.perf_counter() if asked_at is None else asked_at
         self._channel = channel
         self._scratch = scratch
         self._log_cap = log_cap
         self._stopped: asyncio.Future[None] | None = None
-        assert channel.transport is not None
-        # uvloop's pipe transports are not asyncio.WriteTransport subclasses, hence the cast.
-        self._stdin = cast(asyncio.WriteTransport, channel.transport.get_pipe_transport(0))
 
     @classmethod
     async def spawn(
@@ -120,16 +224,14 @@ class WorkerProcess:
         python: str,
         scratch_root: Path,
         limits: Limits,
-        provisioned: bool = False,
+        asked_at: float | None = None,
     ) -> WorkerProcess:
         """Start the process (in a new session, so its whole group can be killed) and return
         at once; :meth:`handshake` waits for the handler import. Raises OSError."""
-        worker_id = secrets.token_hex(16)
-        scratch = scratch_root / f"{fv.name}-{worker_id[:12]}"
-        await asyncio.to_thread(_make_scratch, scratch)
-        env = worker_environment(fv, worker_id, scratch, limits, provisioned=provisioned)
+        asked_at = time.perf_counter() if asked_at is None else asked_at
+        scratch, env = await prepare_worker(fv, scratch_root, limits)
         loop = asyncio.get_running_loop()
-        channel = _Channel()
+        channel = _PipeChannel()
         channel.waiter = loop.create_future()
         try:
             transport, _ = await loop.subprocess_exec(
@@ -146,10 +248,46 @@ class WorkerProcess:
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
             raise
-        return cls(fv, channel, scratch, transport.get_pid(), limits.log_bytes_per_invocation)
+        return cls(
+            fv,
+            channel,
+            scratch,
+            transport.get_pid(),
+            limits.log_bytes_per_invocation,
+            asked_at=asked_at,
+        )
+
+    @classmethod
+    async def attach(
+        cls,
+        fv: FunctionVersion,
+        sock: socket.socket,
+        *,
+        pid: int,
+        scratch: Path,
+        limits: Limits,
+        start_kind: str,
+        asked_at: float,
+    ) -> tuple[WorkerProcess, SocketChannel]:
+        """A forked worker whose channel is ``sock`` (our end); :meth:`handshake` next.
+        The returned channel is for whoever reports the worker's exit."""
+        channel = SocketChannel()
+        channel.waiter = asyncio.get_running_loop().create_future()
+        await asyncio.get_running_loop().create_unix_connection(lambda: channel, sock=sock)
+        worker = cls(
+            fv,
+            channel,
+            scratch,
+            pid,
+            limits.log_bytes_per_invocation,
+            start_kind=start_kind,
+            asked_at=asked_at,
+        )
+        return worker, channel
 
     async def handshake(self) -> float:
-        """Wait until the handler is imported; return the init ms.
+        """Wait until the handler is imported; return the init ms (since the worker was
+        asked for, as its caller waited).
 
         Raises HandlerInitFailed, an InvalidBundle (code handler_*), when it cannot be loaded;
         the worker is stopped by then. Cancelled, it stops the worker too.
@@ -157,9 +295,7 @@ class WorkerProcess:
         waiter = self._channel.waiter
         assert waiter is not None
         try:
-            hello = await asyncio.wait_for(
-                waiter, timeout=max(_INIT_TIMEOUT_S, float(self.fv.timeout_s))
-            )
+            hello = await asyncio.wait_for(waiter, timeout=init_timeout_s(self.fv))
         except (TimeoutError, WorkerDied) as exc:
             await self.stop(grace_s=0)
             code = "handler_init_error"
@@ -167,8 +303,8 @@ class WorkerProcess:
                 raise HandlerInitFailed(
                     "importing the handler did not finish in time", code=code
                 ) from None
-            transport = self._channel.transport
-            returncode = transport.get_returncode() if transport is not None else None
+            exited = self._channel.exited
+            returncode = exited.result() if exited.done() else None
             raise HandlerInitFailed(
                 f"the worker exited while importing the handler ({WorkerDied(returncode)})",
                 code=code,
@@ -180,13 +316,24 @@ class WorkerProcess:
             await self.stop()
             raise HandlerInitFailed(hello["message"], code=hello["code"], logs=hello["logs"])
         self._channel.waiter = None
-        self.init_ms = hello["init_ms"]
+        self.import_ms = hello["init_ms"]
+        self.init_ms = (time.perf_counter() - self._asked_at) * 1000
         return self.init_ms
+
+    def detach(self) -> None:
+        """Let go of the process without stopping it (it became a template), its scratch
+        directory too."""
+        waiter, self._channel.waiter = self._channel.waiter, None
+        if waiter is not None and waiter.done():
+            waiter.exception()  # it may have closed the channel already: that is expected
+        self._stopped = asyncio.get_running_loop().create_future()
+        self._stopped.set_result(None)
+        self._channel.close()
 
     @property
     def alive(self) -> bool:
         """False once the process has exited (for whatever reason) or is being stopped."""
-        return self._stopped is None and not self._channel.exited.done()
+        return self._stopped is None and not self._channel.lost
 
     async def invoke(self, request: InvocationRequest, timeout_s: float) -> dict[str, Any]:
         """Run one invocation; returns the worker's "result" message.
@@ -195,11 +342,11 @@ class WorkerProcess:
         Cancelled, it kills the worker: its state is unknown.
         """
         channel = self._channel
-        if channel.exited.done():  # died while idle: the exit was seen with nobody waiting
-            raise WorkerDied(channel.exited.result())
+        if channel.lost:  # died while idle: the exit was seen with nobody waiting
+            raise WorkerDied(await self._returncode())
         waiter = channel.waiter = asyncio.get_running_loop().create_future()
         self.invocations += 1
-        self._stdin.write(
+        channel.write(
             encode(
                 {
                     "t": "invoke",
@@ -222,17 +369,22 @@ class WorkerProcess:
             self.kill()
             raise
         except WorkerDied:
-            with contextlib.suppress(TimeoutError):
-                returncode = await asyncio.wait_for(asyncio.shield(channel.exited), 2.0)
-                raise WorkerDied(returncode) from None
-            raise
+            raise WorkerDied(await self._returncode()) from None
         finally:
             timer.cancel()
         self.last_used = time.monotonic()
         return reply
 
+    async def _returncode(self) -> int | None:
+        """The exit status, once known (the channel may close a moment before)."""
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(self._channel.exited), 2.0)
+        return None
+
     def kill(self) -> None:
         """SIGKILL the worker and anything it started (its own process group). Non-blocking."""
+        if self._channel.exited.done():
+            return  # reaped: its pid may belong to someone else by now
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
 
@@ -262,21 +414,33 @@ class WorkerProcess:
         return asyncio.shield(self._stopped)
 
     async def _stop(self, grace_s: float) -> None:
-        transport = self._channel.transport
-        exited = self._channel.exited
-        if transport is not None and not exited.done():
-            stdin = transport.get_pipe_transport(0)
-            if stdin is not None:
-                stdin.close()
+        channel = self._channel
+        exited = channel.exited
+        if not exited.done():
+            channel.close_input()
             if grace_s > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(exited), grace_s)
         self.kill()  # if it is still there, and any children it left in its group
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(exited), 5.0)
-        if transport is not None:
-            transport.close()
+        channel.close()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+
+
+async def prepare_worker(
+    fv: FunctionVersion, scratch_root: Path, limits: Limits
+) -> tuple[Path, dict[str, str]]:
+    """A new worker's scratch directory (made) and its whole environment."""
+    worker_id = secrets.token_hex(16)
+    scratch = scratch_root / f"{fv.name}-{worker_id[:12]}"
+    await asyncio.to_thread(_make_scratch, scratch)
+    return scratch, worker_environment(fv, worker_id, scratch, limits)
+
+
+def init_timeout_s(fv: FunctionVersion) -> float:
+    """How long importing fv's handler may take."""
+    return max(_INIT_TIMEOUT_S, float(fv.timeout_s))
 
 
 def _expire(waiter: asyncio.Future[dict[str, Any]]) -> None:

@@ -80,7 +80,9 @@ class InvocationResult:
     ``body`` is JSON bytes: the handler's result, or Lambda's error object
     (errorMessage/errorType/stackTrace) when ``function_error`` is set ("Unhandled").
     ``logs`` is what the handler wrote to stdout/stderr/logging during the call, truncated
-    to the server's per-invocation limit. Durations are milliseconds.
+    to the server's per-invocation limit. Durations are milliseconds. On a cold start,
+    ``init_duration_ms`` is the time from asking for a worker to its handler being ready,
+    and ``start_kind`` says how that worker came to be: "spawn", "zygote" or "template".
     """
 
     request_id: str
@@ -92,6 +94,7 @@ class InvocationResult:
     logs: str = ""
     version: str = "$LATEST"
     extra: dict[str, object] = field(default_factory=dict)
+    start_kind: str | None = None
 
     @property
     def cold_start(self) -> bool:

@@ -1,8 +1,9 @@
 """A worker process: import the handler once, then run invocations one at a time.
 
 Started by the executor as ``python -m pyfaas.runtime.bootstrap`` with a scrubbed
-environment. Speaks frames (see wire.py) on its original stdin/stdout; its own stdout and
-stderr are captured per invocation (see capture.py).
+environment, or forked from the zygote (see zygote.py) which then calls :func:`main`.
+Speaks frames (see wire.py) on its original stdin/stdout; its own stdout and stderr are
+captured per invocation (see capture.py).
 """
 
 from __future__ import annotations
@@ -66,47 +67,49 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
 
 
-def _load_handler(spec: str) -> Callable[..., Any]:
-    """Import ``module.function``; raises _InitError with a deploy error code."""
+def load_handler(spec: str) -> Callable[..., Any]:
+    """Import ``module.function``; raises InitError with a deploy error code."""
     module_name, _, function_name = spec.rpartition(".")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise _InitError(
+            raise InitError(
                 "handler_module_not_found",
                 f"Unable to import module '{module_name}': No module named '{exc.name}' "
                 "in the bundle (is the handler 'module.function' right?)",
             ) from None
-        raise _InitError(
+        raise InitError(
             "handler_init_error", f"Unable to import module '{module_name}': {exc}"
         ) from None
     except SyntaxError as exc:
         where = os.path.relpath(exc.filename or "?", os.environ.get("LAMBDA_TASK_ROOT", "."))
-        raise _InitError(
+        raise InitError(
             "handler_syntax_error",
             f"Syntax error in module '{module_name}': {exc.msg} ({where}, line {exc.lineno})",
         ) from None
     except BaseException as exc:
         traceback.print_exc()
-        raise _InitError(
+        raise InitError(
             "handler_init_error",
             f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}",
         ) from None
     handler = getattr(module, function_name, None)
     if handler is None:
-        raise _InitError(
+        raise InitError(
             "handler_not_found", f"Handler '{function_name}' missing on module '{module_name}'"
         )
     if not callable(handler):
-        raise _InitError(
+        raise InitError(
             "handler_not_found",
             f"Handler '{function_name}' on module '{module_name}' is not callable",
         )
     return handler  # type: ignore[no-any-return]
 
 
-class _InitError(Exception):
+class InitError(Exception):
+    """The handler could not be loaded; ``code`` is the deploy error code (handler_*)."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -263,10 +266,26 @@ class Worker:
 
 
 def main() -> None:
+    """Run a worker whose channel to the executor is fds 0 (in) and 1 (out)."""
     in_fd, out_fd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    capture = prepare_process()
+    start = time.perf_counter()
+    try:
+        handler = load_handler(os.environ["_HANDLER"])
+    except InitError as exc:
+        report_init_error(out_fd, exc, capture)
+        return
+    init_ms = (time.perf_counter() - start) * 1000
+    serve(handler, capture, in_fd, out_fd, init_ms, capture.take())
+
+
+def prepare_process() -> OutputCapture:
+    """Everything a worker does before importing the handler: capture its output, install
+    Lambda's log format, set sys.path (code, then layer), apply the memory limit. Consumes
+    the PYFAAS_* variables from os.environ."""
     capture = OutputCapture(os.getcwd(), int(os.environ.pop("PYFAAS_LOG_CAP_BYTES", "1048576")))
     _install_logging()
     task_root = os.environ["LAMBDA_TASK_ROOT"]
@@ -275,17 +294,26 @@ def main() -> None:
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
     sys.path[0:0] = [task_root, *([layer] if layer else [])]
     _limit_memory()
-    start = time.perf_counter()
-    try:
-        handler = _load_handler(os.environ["_HANDLER"])
-    except _InitError as exc:
-        wire.write_frame(
-            out_fd,
-            {"t": "init_error", "code": exc.code, "message": exc.message, "logs": capture.take()},
-        )
-        return
-    init_ms = (time.perf_counter() - start) * 1000
-    init_logs = capture.take()
+    return capture
+
+
+def report_init_error(out_fd: int, exc: InitError, capture: OutputCapture) -> None:
+    """Tell the executor the handler cannot be loaded (the worker then exits)."""
+    wire.write_frame(
+        out_fd,
+        {"t": "init_error", "code": exc.code, "message": exc.message, "logs": capture.take()},
+    )
+
+
+def serve(
+    handler: Callable[..., Any],
+    capture: OutputCapture,
+    in_fd: int,
+    out_fd: int,
+    init_ms: float,
+    init_logs: str,
+) -> None:
+    """Say "ready", then serve invocations until the executor closes the channel."""
     if init_logs:
         sys.stderr.write(init_logs)  # printed during import: goes with the first invocation
     wire.write_frame(out_fd, {"t": "ready", "init_ms": init_ms})

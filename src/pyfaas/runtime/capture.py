@@ -24,15 +24,28 @@ def _unlinked_file(directory: str) -> int:
     return fd
 
 
-class OutputCapture:
-    """Owns fds 1 and 2 of the worker; ``take`` returns what was written since the last call."""
+def redirect_output(directory: str) -> None:
+    """Point fds 1 and 2 at a new unlinked file in ``directory`` (Python's buffers flushed)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    fd = _unlinked_file(directory)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
-    def __init__(self, directory: str, cap_bytes: int) -> None:
+
+class OutputCapture:
+    """Owns fds 1 and 2 of the worker; ``take`` returns what was written since the last call.
+
+    With ``directory``, fds 1 and 2 first get a new capture file there; without, they already
+    point at one (a template prepared it before forking the worker).
+    """
+
+    def __init__(self, directory: str | None, cap_bytes: int) -> None:
         self._cap = cap_bytes
-        fd = _unlinked_file(directory)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        if directory is not None:
+            redirect_output(directory)
         for stream in (sys.stdout, sys.stderr):
             stream.reconfigure(line_buffering=True, errors="backslashreplace")  # type: ignore[union-attr]
 

@@ -1,0 +1,176 @@
+"""The executor's side of a process that forks workers: the zygote or a version's template.
+
+The protocol is runtime/zygote.py's. Everything here runs on the event loop and never
+blocks it: the control socket is non-blocking and read by a loop reader callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any, Protocol
+
+import msgpack
+
+_MAX_MESSAGE = 1 << 16
+_FORK_TIMEOUT_S = 5.0
+
+
+class ForkerGone(Exception):
+    """The zygote or template is gone (or did not answer): fork some other way."""
+
+
+class ExitWatcher(Protocol):
+    """What wants to hear that a forked process exited (a worker's channel)."""
+
+    def set_exited(self, returncode: int | None) -> None: ...
+
+    def orphan(self) -> None: ...
+
+
+class Forker:
+    """A zygote or template process, seen from the executor.
+
+    :meth:`fork` asks it for a new process; :meth:`watch` routes that process's exit status
+    (reported by the forker, its parent) to a watcher. When the forker goes away, pending
+    forks raise ForkerGone and the watchers are told they are orphans. ``notice`` resolves
+    with the forker's first message of its own (``ready``, ``template_ready``,
+    ``template_unsafe``), or None if it goes away first.
+    """
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self.pid = pid
+        self._sock = sock
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.gone: asyncio.Future[None] = loop.create_future()
+        self.notice: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        self._pending: dict[int, asyncio.Future[int]] = {}
+        self._watched: dict[int, ExitWatcher] = {}
+        # Exits reported before anyone watched the pid (a worker may die at once).
+        self._early_exits: dict[int, int] = {}
+        self._ignored: set[int] = set()
+        self._no_children = asyncio.Event()
+        self._no_children.set()
+        self._next_ref = 0
+        loop.add_reader(sock.fileno(), self._readable)
+
+    @property
+    def alive(self) -> bool:
+        return not self.gone.done()
+
+    async def no_children(self) -> None:
+        """Return once every watched process's exit is known (or the forker is gone)."""
+        await self._no_children.wait()
+
+    async def fork(self, env: dict[str, str], cwd: str, fds: list[int], *, template: bool) -> int:
+        """A new process with ``env`` in ``cwd``, given ``fds``; returns its pid.
+
+        Raises ForkerGone (gone, or no answer within 5 s) or OSError (the fork failed).
+        """
+        if self.gone.done():
+            raise ForkerGone("gone")
+        ref = self._next_ref = self._next_ref + 1
+        reply = self._pending[ref] = self._loop.create_future()
+        message = {"t": "fork", "ref": ref, "env": env, "cwd": cwd, "template": template}
+        try:
+            await self._send(msgpack.packb(message, use_bin_type=True), fds)
+            return await asyncio.wait_for(asyncio.shield(reply), _FORK_TIMEOUT_S)
+        except TimeoutError:
+            raise ForkerGone("no answer to a fork request") from None
+        finally:
+            self._pending.pop(ref, None)
+
+    def watch(self, pid: int, watcher: ExitWatcher) -> None:
+        """Route ``pid``'s exit status to ``watcher`` (at once if it is already known)."""
+        status = self._early_exits.pop(pid, None)
+        if status is not None:
+            watcher.set_exited(status)
+        elif self.gone.done():
+            watcher.orphan()
+        else:
+            self._watched[pid] = watcher
+            self._no_children.clear()
+
+    def unwatch(self, pid: int) -> None:
+        """No longer wait for ``pid``'s exit (it is not a worker after all)."""
+        self._watched.pop(pid, None)
+        self._early_exits.pop(pid, None)
+        self._ignored.add(pid)
+        if not self._watched:
+            self._no_children.set()
+
+    def close(self) -> None:
+        """Close our end: the forker sees the end of its socket and exits. Idempotent."""
+        self._lost()
+
+    async def _send(self, data: bytes, fds: list[int]) -> None:
+        while True:
+            try:
+                socket.send_fds(self._sock, [data], fds)
+                return
+            except BlockingIOError:
+                writable = self._loop.create_future()
+                self._loop.add_writer(self._sock.fileno(), writable.set_result, None)
+                try:
+                    await writable
+                finally:
+                    self._loop.remove_writer(self._sock.fileno())
+            except OSError as exc:
+                self._lost()
+                raise ForkerGone(str(exc)) from None
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(_MAX_MESSAGE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._lost()
+                return
+            self._dispatch(msgpack.unpackb(data, raw=False))
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["t"]
+        if kind == "exited":
+            pid, status = message["pid"], message["status"]
+            watcher = self._watched.pop(pid, None)
+            if watcher is not None:
+                watcher.set_exited(status)
+                if not self._watched:
+                    self._no_children.set()
+            elif pid in self._ignored:
+                self._ignored.discard(pid)
+            elif len(self._early_exits) < 4096:
+                self._early_exits[pid] = status
+        elif kind in ("forked", "fork_failed"):
+            reply = self._pending.get(message["ref"])
+            if reply is not None and not reply.done():
+                if kind == "forked":
+                    reply.set_result(message["pid"])
+                else:
+                    reply.set_exception(OSError(f"fork failed: {message['error']}"))
+        elif not self.notice.done():
+            self.notice.set_result(message)
+
+    def _lost(self) -> None:
+        if self.gone.done():
+            return
+        self._loop.remove_reader(self._sock.fileno())
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        self.gone.set_result(None)
+        if not self.notice.done():
+            self.notice.set_result(None)
+        for reply in self._pending.values():
+            if not reply.done():
+                reply.set_exception(ForkerGone("gone"))
+        watched, self._watched = self._watched, {}
+        self._no_children.set()
+        for watcher in watched.values():
+            watcher.orphan()

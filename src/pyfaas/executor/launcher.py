@@ -1,0 +1,469 @@
+"""Starting workers fast: forked from the zygote, or from a template of their version.
+
+How a worker comes to be (``WorkerProcess.start_kind``):
+
+- ``template``: forked from its version's template, a process that imported the handler
+  once and never serves. Nothing is imported: the cold start is a fork and a handshake.
+- ``zygote``: forked from the zygote (the runtime already imported), then imported the
+  handler. The first worker of a version is made this way, by way of a new template: the
+  template imports the handler, then forks this worker (or, when the import started a
+  thread and forking is unsafe, serves as this worker itself).
+- ``spawn``: a new interpreter (``python -m pyfaas.runtime.bootstrap``). Used when the
+  zygote cannot be had (it is restarted when it dies; while it cannot be, every worker is
+  spawned) and for functions that set variables read at interpreter start (PYTHON*, LD_*).
+
+A version's template lives until :meth:`Launcher.drop` (its pool is empty or retired) or
+:meth:`Launcher.close`. Handler modules that need per-worker init (random seeds, sockets)
+register ``os.register_at_fork(after_in_child=...)``; module-level code that read per-worker
+values (HOME, TMPDIR, the log stream name) at import saw the template's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyfaas.executor.environment import forkable, interpreter_environment
+from pyfaas.executor.forker import Forker, ForkerGone
+from pyfaas.executor.worker import (
+    HandlerInitFailed,
+    WorkerProcess,
+    init_timeout_s,
+    prepare_worker,
+)
+from pyfaas.model import FunctionVersion, Limits
+
+log = logging.getLogger("pyfaas.executor")
+
+_ZYGOTE = ("-m", "pyfaas.runtime.zygote")
+_ZYGOTE_START_TIMEOUT_S = 10.0
+_ZYGOTE_RETRY_S = 30.0  # after a failed start, spawn workers this long before trying again
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateState:
+    """A version's template: ``pid`` while one serves forks; ``skipped``: why none is used."""
+
+    pid: int | None
+    skipped: str | None
+
+
+@dataclass(eq=False)
+class _Template:
+    settled: asyncio.Future[None]
+    forker: Forker | None = None
+    scratch: Path | None = None
+    skipped: str | None = None
+    dropped: bool = False
+    tasks: set[asyncio.Future[None]] = field(default_factory=set)
+
+
+class _Zygote(asyncio.SubprocessProtocol):
+    def __init__(self) -> None:
+        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.forker: Forker | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+class Launcher:
+    """Makes ready workers (handler imported) for the local executor.
+
+    Call :meth:`start` once; :meth:`launch` for each new worker; :meth:`drop` when a
+    version's pool is gone; :meth:`close` at the end. Coroutines on the server's event
+    loop; none blocks it. Never loses a launch to a zygote or template problem: it forks
+    some other way, or spawns.
+    """
+
+    def __init__(
+        self,
+        *,
+        python: str = sys.executable,
+        scratch_root: Path,
+        limits: Limits,
+        zygote: bool = True,
+        templates: bool = True,
+    ) -> None:
+        self._python = python
+        self._scratch_root = scratch_root
+        self._limits = limits
+        self._use_zygote = zygote
+        self._use_templates = templates and zygote
+        self._zygote: _Zygote | None = None
+        self._zygote_starting: asyncio.Future[_Zygote | None] | None = None
+        self._zygote_retry_at = 0.0
+        self._templates: dict[tuple[object, ...], _Template] = {}
+        self._launching: set[WorkerProcess] = set()
+        self._workers: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()  # all it launched
+        self._background: set[asyncio.Future[None]] = set()
+        self._closed = False
+        self.zygote_problem: str | None = None  # why workers are spawned, if they are
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The running zygote's pid, if there is one."""
+        zygote = self._zygote
+        if zygote is None or zygote.forker is None or not zygote.forker.alive:
+            return None
+        return zygote.forker.pid
+
+    async def start(self) -> None:
+        """Start the zygote (if it cannot start, workers are spawned; see zygote_problem)."""
+        if self._use_zygote:
+            await self._live_zygote()
+
+    async def launch(self, fv: FunctionVersion) -> WorkerProcess:
+        """A new worker of ``fv`` with its handler imported; its ``init_ms`` is the whole
+        time this call took. Raises HandlerInitFailed (the worker is gone), OSError (no
+        process could be started)."""
+        asked_at = time.perf_counter()
+        if self._closed:
+            raise OSError("the launcher is closed")
+        if self._use_zygote and not self._closed and forkable(fv):
+            worker = await self._fork_worker(fv, asked_at)
+            if worker is not None:
+                return worker
+        worker = await WorkerProcess.spawn(
+            fv,
+            python=self._python,
+            scratch_root=self._scratch_root,
+            limits=self._limits,
+            asked_at=asked_at,
+        )
+        return await self._handshake(worker)
+
+    def template_state(self, pool_key: tuple[object, ...]) -> TemplateState | None:
+        """The template of the version with ``pool_key``, if one was made or tried."""
+        template = self._templates.get(pool_key)
+        if template is None:
+            return None
+        forker = template.forker
+        pid = forker.pid if forker is not None and forker.alive else None
+        return TemplateState(pid=pid, skipped=template.skipped)
+
+    async def wait_template(self, pool_key: tuple[object, ...]) -> TemplateState | None:
+        """:meth:`template_state` once the template being made is ready or skipped."""
+        template = self._templates.get(pool_key)
+        if template is not None:
+            await asyncio.shield(template.settled)
+        return self.template_state(pool_key)
+
+    async def drop(self, pool_key: tuple[object, ...]) -> None:
+        """Kill the template of ``pool_key``'s version, if any (its pool is empty or
+        retired: an idle function holds no process). A template still being made goes
+        once its first worker is out. Workers already forked are not touched."""
+        template = self._templates.pop(pool_key, None)
+        if template is None:
+            return
+        template.dropped = True
+        if template.settled.done():
+            await _kill_template(template)
+
+    async def close(self) -> None:
+        """Stop launches under way (they raise HandlerInitFailed), give the workers it
+        launched a second to exit (their owner stops them first), stop those left, then kill
+        the templates and the zygote. Idempotent; later launches raise OSError."""
+        self._closed = True
+        templates = list(self._templates.values())
+        self._templates.clear()
+        for template in templates:
+            template.dropped = True
+            if not template.settled.done():
+                _kill_forker(template)  # the launch making it fails, then kills it
+        await asyncio.gather(*(w.stop(grace_s=0) for w in list(self._launching)))
+        await asyncio.gather(*(asyncio.shield(t.settled) for t in templates))
+        forkers = [t.forker for t in templates]
+        if self._zygote is not None:
+            forkers.append(self._zygote.forker)
+        live = [f for f in forkers if f is not None and f.alive]
+        # Their owner is stopping them; whatever still runs after a second is stopped here.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(f.no_children() for f in live)), 1.0)
+        await asyncio.gather(*(w.stop(grace_s=0) for w in list(self._workers) if w.alive))
+        await asyncio.gather(*(_kill_template(t) for t in templates))
+        if self._zygote_starting is not None:
+            await asyncio.shield(self._zygote_starting)
+        zygote = self._zygote
+        self._zygote = None
+        if zygote is not None:
+            await _stop_zygote(zygote)
+        await asyncio.gather(*self._background)
+
+    # -- forking ---------------------------------------------------------------------------
+
+    async def _fork_worker(self, fv: FunctionVersion, asked_at: float) -> WorkerProcess | None:
+        """A forked worker of ``fv``, or None when no zygote can be had (spawn then)."""
+        key = fv.pool_key
+        if self._use_templates:
+            template = self._templates.get(key)
+            if template is None:
+                return await self._first_of_version(fv, asked_at)
+            await asyncio.shield(template.settled)
+            forker = template.forker
+            if forker is not None and forker.alive and not template.dropped:
+                with contextlib.suppress(ForkerGone, OSError):
+                    return await self._fork_from(forker, fv, asked_at, "template")
+                if self._templates.get(key) is template:  # died: the next launch makes one
+                    del self._templates[key]
+        zygote = await self._live_zygote()
+        if zygote is None or zygote.forker is None:
+            return None
+        try:
+            return await self._fork_from(zygote.forker, fv, asked_at, "zygote")
+        except (ForkerGone, OSError):
+            return None  # spawn
+
+    async def _fork_from(
+        self, forker: Forker, fv: FunctionVersion, asked_at: float, kind: str
+    ) -> WorkerProcess:
+        scratch, env = await prepare_worker(fv, self._scratch_root, self._limits)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with theirs:
+                pid = await forker.fork(env, str(scratch), [theirs.fileno()], template=False)
+        except BaseException:
+            ours.close()
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            raise
+        worker = await self._attach(forker, fv, ours, pid, scratch, kind, asked_at)
+        return await self._handshake(worker)
+
+    async def _first_of_version(self, fv: FunctionVersion, asked_at: float) -> WorkerProcess | None:
+        """Make ``fv``'s template and its first worker; None when no zygote can be had."""
+        key = fv.pool_key
+        template = self._templates[key] = _Template(asyncio.get_running_loop().create_future())
+        try:
+            worker = await self._make_template(template, fv, asked_at)
+        except BaseException:
+            if self._templates.get(key) is template:
+                del self._templates[key]
+            _kill_forker(template)
+            raise
+        finally:
+            if not template.settled.done():
+                template.settled.set_result(None)
+            if template.dropped:
+                await _kill_template(template)
+        if worker is None and self._templates.get(key) is template:
+            del self._templates[key]
+        return worker
+
+    async def _make_template(
+        self, template: _Template, fv: FunctionVersion, asked_at: float
+    ) -> WorkerProcess | None:
+        zygote = await self._live_zygote()
+        if zygote is None or zygote.forker is None:
+            return None
+        scratch, env = await prepare_worker(fv, self._scratch_root, self._limits)
+        template.scratch = scratch
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        control, their_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            with theirs, their_control:
+                pid = await zygote.forker.fork(
+                    env, str(scratch), [theirs.fileno(), their_control.fileno()], template=True
+                )
+        except BaseException as exc:
+            ours.close()
+            control.close()
+            template.scratch = None
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            if isinstance(exc, ForkerGone | OSError):
+                return None  # spawn
+            raise
+        template.forker = forker = Forker(control, pid)
+        # Until the template says otherwise it is a worker (of kind "zygote") importing the
+        # handler: if forking from it is unsafe it stays one, and its init errors and
+        # crashes arrive on this channel as any worker's would.
+        first = await self._attach(zygote.forker, fv, ours, pid, scratch, "zygote", asked_at)
+        try:
+            notice = await asyncio.wait_for(asyncio.shield(forker.notice), init_timeout_s(fv))
+        except TimeoutError:
+            await first.stop(grace_s=0)
+            raise HandlerInitFailed(
+                "importing the handler did not finish in time", code="handler_init_error"
+            ) from None
+        except BaseException:
+            await first.stop(grace_s=0)
+            raise
+        if notice is not None and notice["t"] == "template_ready":
+            first.detach()  # the process is the template now; its scratch is the template's
+            zygote.forker.unwatch(pid)
+            try:
+                # Forked before the waiting launches: this worker gets the import's output.
+                return await self._fork_from(forker, fv, asked_at, "zygote")
+            except (ForkerGone, OSError):
+                return None  # the template died at once: spawn
+            finally:
+                template.settled.set_result(None)
+        if notice is not None and notice["t"] == "template_unsafe":
+            template.skipped = notice["reason"]
+            log.info("no template for %s:%s: %s", fv.name, fv.version, template.skipped)
+        forker.close()
+        template.forker = None
+        template.scratch = None  # the worker's now
+        template.settled.set_result(None)
+        return await self._handshake(first)
+
+    async def _attach(
+        self,
+        forker: Forker,
+        fv: FunctionVersion,
+        sock: socket.socket,
+        pid: int,
+        scratch: Path,
+        kind: str,
+        asked_at: float,
+    ) -> WorkerProcess:
+        try:
+            worker, channel = await WorkerProcess.attach(
+                fv,
+                sock,
+                pid=pid,
+                scratch=scratch,
+                limits=self._limits,
+                start_kind=kind,
+                asked_at=asked_at,
+            )
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            sock.close()
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            raise
+        forker.watch(pid, channel)
+        return worker
+
+    async def _handshake(self, worker: WorkerProcess) -> WorkerProcess:
+        self._launching.add(worker)
+        try:
+            await worker.handshake()
+        finally:
+            self._launching.discard(worker)
+        self._workers.add(worker)
+        return worker
+
+    # -- the zygote ------------------------------------------------------------------------
+
+    async def _live_zygote(self) -> _Zygote | None:
+        """The running zygote; started (again) if it is not running. None: spawn."""
+        zygote = self._zygote
+        if zygote is not None and zygote.forker is not None and zygote.forker.alive:
+            return zygote
+        if self._closed or not self._use_zygote:
+            return None
+        if self._zygote_starting is None:
+            if time.monotonic() < self._zygote_retry_at:
+                return None
+            if zygote is not None:
+                self._zygote = None
+                log.warning("the zygote (pid %s) is gone; starting a new one", zygote_pid(zygote))
+                stopping = asyncio.ensure_future(_stop_zygote(zygote))
+                self._background.add(stopping)
+                stopping.add_done_callback(self._background.discard)
+            self._zygote_starting = asyncio.ensure_future(self._start_zygote())
+        starting = self._zygote_starting
+        try:
+            return await asyncio.shield(starting)
+        finally:
+            if self._zygote_starting is starting and starting.done():
+                self._zygote_starting = None
+
+    async def _start_zygote(self) -> _Zygote | None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        zygote: _Zygote | None = None
+        try:
+            with theirs:
+                _, zygote = await loop.subprocess_exec(
+                    _Zygote,
+                    self._python,
+                    *_ZYGOTE,
+                    stdin=theirs.fileno(),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=None,
+                    env=interpreter_environment(),
+                    cwd="/",
+                    start_new_session=True,
+                )
+            assert zygote.transport is not None
+            zygote.forker = Forker(ours, zygote.transport.get_pid())
+            hello = await asyncio.wait_for(
+                asyncio.shield(zygote.forker.notice), _ZYGOTE_START_TIMEOUT_S
+            )
+            if hello is None or hello.get("t") != "ready":
+                raise OSError("the zygote exited at start")
+            if hello["threads"] != 1:
+                raise OSError(f"the zygote runs {hello['threads']} threads: forking is unsafe")
+        except (OSError, TimeoutError) as exc:
+            ours.close()
+            if zygote is not None:
+                await _stop_zygote(zygote)
+            self.zygote_problem = f"cannot start the zygote: {exc or 'no answer'}"
+            self._zygote_retry_at = time.monotonic() + _ZYGOTE_RETRY_S
+            log.warning("%s; spawning workers", self.zygote_problem)
+            return None
+        if self._closed:
+            await _stop_zygote(zygote)
+            return None
+        self.zygote_problem = None
+        self._zygote = zygote
+        return zygote
+
+
+def zygote_pid(zygote: _Zygote) -> int | None:
+    return zygote.transport.get_pid() if zygote.transport is not None else None
+
+
+async def _stop_zygote(zygote: _Zygote) -> None:
+    """Close its socket (it exits on the end of it), then kill it if it lingers."""
+    if zygote.forker is not None:
+        zygote.forker.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(zygote.exited), 2.0)
+    if zygote.transport is not None:
+        if not zygote.exited.done():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                zygote.transport.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(zygote.exited), 5.0)
+        zygote.transport.close()
+
+
+def _kill_forker(template: _Template) -> None:
+    forker = template.forker
+    if forker is not None and forker.alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(forker.pid, signal.SIGKILL)
+
+
+async def _kill_template(template: _Template) -> None:
+    """SIGKILL the template process, wait until it is gone, remove its scratch directory."""
+    forker = template.forker
+    template.forker = None
+    if forker is not None:
+        if forker.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(forker.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(forker.gone), 5.0)
+        forker.close()
+    if template.scratch is not None:
+        await asyncio.to_thread(shutil.rmtree, template.scratch, True)
+        template.scratch = None
