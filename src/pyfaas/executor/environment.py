@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
