@@ -74,7 +74,7 @@ class FunctionService:
         workers start in the background)."""
         for record in await self._store.list_functions():
             fv = self._resolved[record.name] = self.version_of(record)
-            self._scaler.admission.reserve(fv.name, fv.reserved_concurrency)
+            self._scaler.reserve(fv)
             if fv.provisioned_concurrency:
                 task = asyncio.create_task(self._scaler.configure(fv))
                 self._warming.add(task)
@@ -103,7 +103,7 @@ class FunctionService:
             existing = await self._find(config.name)
             if create_only and existing is not None:
                 raise FunctionExists(config.name)
-            self._scaler.admission.check_reservation(config.name, config.reserved_concurrency)
+            self._scaler.check_reservation(config.name, config.reserved_concurrency)
             bundle = await self._code.ingest_zip(zip_path)
             self._in_flight[bundle.sha256] = self._in_flight.get(bundle.sha256, 0) + 1
             try:
@@ -191,7 +191,7 @@ class FunctionService:
             existing = await self._store.get_function(name)
             config = FunctionConfig.from_dict({**existing.config.to_dict(), **changes})
             config.validate(self._limits)
-            self._scaler.admission.check_reservation(name, config.reserved_concurrency)
+            self._scaler.check_reservation(name, config.reserved_concurrency)
             return await self._commit(
                 config,
                 existing,

@@ -77,7 +77,6 @@ class Dispatcher:
         self._held_back: dict[str, float] = {}  # function -> monotonic time it may go again
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
         enqueuer.on_commit = self._wakeup.set
         # Outcomes are written in batches too: one transaction for many deliveries.
         self._settler: GroupCommit[Settlement, bool] = GroupCommit(
@@ -100,7 +99,6 @@ class Dispatcher:
     async def close(self) -> None:
         """Stop claiming; cancel deliveries under way (their events are queued again by the
         next start, or by lease expiry on a shared database)."""
-        self._closing = True
         for task in [*self._tasks, *self._running.values()]:
             task.cancel()
         for task in [*self._tasks, *self._running.values()]:

@@ -129,10 +129,6 @@ class Admission:
     def in_flight(self, name: str) -> int:
         return self._in_flight.get(name, 0)
 
-    @property
-    def in_flight_total(self) -> int:
-        return sum(self._in_flight.values())
-
     def _fits(self, name: str) -> bool:
         reserved = self._reserved.get(name)
         if reserved is not None:

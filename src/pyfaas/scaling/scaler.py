@@ -41,15 +41,19 @@ class Scaler:
     async def start(self) -> None:
         await self.executor.start()
 
-    def check(self, fv: FunctionVersion) -> None:
-        """Raise InvalidFunctionConfig if ``fv``'s reservation cannot be granted."""
-        self.admission.check_reservation(fv.name, fv.reserved_concurrency)
+    def check_reservation(self, name: str, reserved: int | None) -> None:
+        """Raise InvalidFunctionConfig if ``name`` cannot reserve ``reserved``."""
+        self.admission.check_reservation(name, reserved)
+
+    def reserve(self, fv: FunctionVersion) -> None:
+        """Apply ``fv``'s reservation only (a server starting: no workers yet)."""
+        self._current[fv.name] = fv
+        self.admission.reserve(fv.name, fv.reserved_concurrency)
 
     async def configure(self, fv: FunctionVersion) -> None:
         """Make ``fv`` the version its function runs: apply its reservation and start its
         provisioned workers (returns once they are initialized)."""
-        self._current[fv.name] = fv
-        self.admission.reserve(fv.name, fv.reserved_concurrency)
+        self.reserve(fv)
         await self.executor.ensure_warm(fv)
 
     async def validate(self, fv: FunctionVersion) -> float:

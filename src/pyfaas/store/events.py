@@ -244,11 +244,6 @@ class EventStore:
             rows = (await conn.execute(query)).all()
         return {status: int(n) for status, n in rows}
 
-    async def count_due(self, now: float) -> int:
-        async with self._engine.connect() as conn:
-            query = sa.select(sa.func.count()).select_from(async_events).where(_DUE)
-            return int((await conn.execute(query, {"now": now})).scalar_one())
-
     async def redrive(
         self, *, request_ids: Collection[str] = (), function: str | None = None, now: float
     ) -> list[str]:
