@@ -75,6 +75,8 @@ class Dispatcher:
         self._per_function: dict[str, int] = {}
         self._reserved: dict[str, int | None] = {}
         self._held_back: dict[str, float] = {}  # function -> monotonic time it may go again
+        # Function with no room -> monotonic time to look for its expired events again.
+        self._expiry_check_at: dict[str, float] = {}
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         enqueuer.on_commit = self._wakeup.set
@@ -143,10 +145,11 @@ class Dispatcher:
             share = min(room, 100, self._room_of(name))
             older_than = None
             if share <= 0:
-                if fv is None:
+                if fv is None or self._expiry_check_at.get(name, 0.0) > time.monotonic():
                     continue
                 # Its reservation is taken (or 0): only events too old to run may go, to
-                # the failure destination and the DLQ.
+                # the failure destination and the DLQ. Looked for once per poll, not on
+                # every commit: a stopped function's backlog costs the others nothing.
                 share, older_than = min(room, 100), now - fv.maximum_event_age_s
             claimed = await self._store.claim(
                 now=now,
@@ -156,6 +159,8 @@ class Dispatcher:
                 function=name,
                 enqueued_before=older_than,
             )
+            if older_than is not None and len(claimed) < share:
+                self._expiry_check_at[name] = time.monotonic() + self._settings.poll_s
             for event in claimed:
                 self._start_delivery(event)
             room -= len(claimed)

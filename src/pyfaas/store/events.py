@@ -21,10 +21,28 @@ from pyfaas.store.engine import Transactions
 from pyfaas.store.tables import async_events
 
 _e = async_events.c
-_DUE = sa.or_(
-    sa.and_(_e.status.in_((QUEUED, FAILED)), _e.next_attempt_at <= sa.bindparam("now")),
-    sa.and_(_e.status == RUNNING, _e.lease_until < sa.bindparam("now")),
+# Events waiting for an attempt. Spelled exactly as the predicate of the partial index
+# ix_async_events_waiting (function, next_attempt_at), so that both SQLite and PostgreSQL
+# see the index applies: a query on it never reads a function's finished events, nor
+# another function's backlog.
+WAITING_SQL = f"status IN ('{QUEUED}', '{FAILED}')"
+_WAITING = sa.text(WAITING_SQL)
+_LEASE_EXPIRED = sa.and_(_e.status == RUNNING, _e.lease_until < sa.bindparam("now"))
+
+# Each function with waiting events and its earliest next attempt, by a loose index scan:
+# one index seek per function, whatever the depth of the queues. (Without statistics,
+# SQLite's planner would pick the status index and read every waiting row: told which.)
+_WAITING_FUNCTIONS = """
+WITH RECURSIVE fs(name) AS (
+    SELECT MIN(function) FROM async_events {hint} WHERE {waiting}
+    UNION ALL
+    SELECT (SELECT MIN(function) FROM async_events {hint} WHERE {waiting} AND function > fs.name)
+    FROM fs WHERE fs.name IS NOT NULL
 )
+SELECT name, (SELECT MIN(next_attempt_at) FROM async_events {hint}
+              WHERE {waiting} AND function = fs.name)
+FROM fs WHERE name IS NOT NULL
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,10 @@ class EventStore:
         dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         self._insert = dialect.insert(async_events).on_conflict_do_nothing()
         self._skip_locked = engine.dialect.name == "postgresql"
+        hint = "INDEXED BY ix_async_events_waiting" if dialect is sqlite else ""
+        self._waiting_functions = sa.text(
+            _WAITING_FUNCTIONS.format(hint=hint, waiting=WAITING_SQL)
+        ).columns(sa.column("name", sa.String), sa.column("due", sa.Float))
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[tuple[str, bool]]:
         """Store ``events`` in one transaction (one commit, one fsync, for the whole batch).
@@ -135,39 +157,53 @@ class EventStore:
         """Lease up to ``limit`` of ``function``'s due events (oldest due first; only those
         enqueued before ``enqueued_before`` if given), marking them running and counting an
         attempt."""
-        due = sa.select(_e.request_id).where(_DUE, _e.function == function)
-        if enqueued_before is not None:
-            due = due.where(_e.enqueued_at < enqueued_before)
-        due = due.order_by(_e.next_attempt_at).limit(limit)
-        if self._skip_locked:
-            due = due.with_for_update(skip_locked=True)
-        claim = (
-            async_events.update()
-            .where(_e.request_id.in_(due.scalar_subquery()))
-            .values(
-                status=RUNNING,
-                attempts=_e.attempts + 1,
-                lease_until=now + lease_s,
-                leased_by=owner,
-                updated_at=now,
-            )
-            .returning(*async_events.c)
+        # Deliveries whose server died first (rare, few), then the waiting, oldest due first.
+        expired = sa.select(_e.request_id).where(_LEASE_EXPIRED, _e.function == function)
+        waiting = sa.select(_e.request_id).where(
+            _WAITING, _e.function == function, _e.next_attempt_at <= sa.bindparam("now")
         )
+        if enqueued_before is not None:
+            expired = expired.where(_e.enqueued_at < enqueued_before)
+            waiting = waiting.where(_e.enqueued_at < enqueued_before)
+        waiting = waiting.order_by(_e.next_attempt_at)
+        rows: list[sa.Row[Any]] = []
         async with self._tx.begin() as conn:
-            rows = (await conn.execute(claim, {"now": now})).all()
+            for due in (expired, waiting):
+                if len(rows) >= limit:
+                    break
+                due = due.limit(limit - len(rows))
+                if self._skip_locked:
+                    due = due.with_for_update(skip_locked=True)
+                claim = (
+                    async_events.update()
+                    .where(_e.request_id.in_(due.scalar_subquery()))
+                    .values(
+                        status=RUNNING,
+                        attempts=_e.attempts + 1,
+                        lease_until=now + lease_s,
+                        leased_by=owner,
+                        updated_at=now,
+                    )
+                    .returning(*async_events.c)
+                )
+                rows += (await conn.execute(claim, {"now": now})).all()
         return sorted((_event(r._mapping) for r in rows), key=lambda e: e.next_attempt_at)
 
     async def due_functions(self, *, now: float, limit: int) -> list[str]:
-        """Functions with events due now, the one waiting longest first."""
-        query = (
-            sa.select(_e.function)
-            .where(_DUE)
-            .group_by(_e.function)
-            .order_by(sa.func.min(_e.next_attempt_at))
-            .limit(limit)
-        )
+        """Functions with events due now: those with a delivery whose lease expired first,
+        then the one waiting longest."""
         async with self._engine.connect() as conn:
-            return list((await conn.execute(query, {"now": now})).scalars())
+            waiting = (await conn.execute(self._waiting_functions)).all()
+            expired = (
+                await conn.execute(
+                    sa.select(_e.function).where(_LEASE_EXPIRED).distinct(), {"now": now}
+                )
+            ).scalars()
+            names = list(expired)
+        seen = set(names)
+        by_due = sorted((due, name) for name, due in waiting if due <= now)
+        names += [name for _, name in by_due if name not in seen]
+        return names[:limit]
 
     async def renew(self, request_ids: Collection[str], *, owner: str, until: float) -> None:
         """Extend the leases ``owner`` holds on ``request_ids`` (deliveries still running)."""

@@ -67,6 +67,14 @@ async_events = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("condition", sa.String(32), nullable=True),
     sa.Index("ix_async_events_due", "status", "next_attempt_at"),
+    # Must match store/events.py WAITING_SQL.
+    sa.Index(
+        "ix_async_events_waiting",
+        "function",
+        "next_attempt_at",
+        sqlite_where=sa.text("status IN ('queued', 'failed')"),
+        postgresql_where=sa.text("status IN ('queued', 'failed')"),
+    ),
     sa.Index("ix_async_events_function_status", "function", "status"),
     sa.Index("ux_async_events_idempotency", "function", "idempotency_key", unique=True),
 )
