@@ -3,8 +3,9 @@
     make bench        # = .venv/bin/python bench  (after installing the `bench` extra)
 
 Runs bench/invoke.py (warm invoke, pyfaas vs baselines and peers at c=1/32/128),
-bench/burst.py (200 invokes from zero workers) and bench/idle_cost.py (1,000 idle functions),
-one after the other, and prints each one's table and a summary.
+bench/burst.py (200 invokes from zero workers), bench/idle_cost.py (1,000 idle functions) and
+bench/async_queue.py (durable enqueue and delivery of async invocations), one after the
+other, and prints each one's table and a summary.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import async_queue
 import burst
 import idle_cost
 import invoke
@@ -23,12 +25,16 @@ from servers import ForeignLoad, wait_quiet
 C1_P50_MS = 0.5
 C32_PER_SECOND = 8000
 IDLE_OVER_EMPTY_MB = 50
+ENQUEUE_PER_SECOND = 5000
 
 
 def summary(
-    warm: invoke.InvokeReport, b: burst.BurstReport, idle: idle_cost.IdleCostReport
+    warm: invoke.InvokeReport,
+    b: burst.BurstReport,
+    idle: idle_cost.IdleCostReport,
+    queue: async_queue.AsyncReport,
 ) -> Iterator[str]:
-    """The goals of issue 3 and DESIGN.md, each with its figure from this run."""
+    """The goals of issues 3 and 4 and DESIGN.md, each with its figure from this run."""
     ours = warm.rows["pyfaas"]
 
     def verdict(ok: bool) -> str:
@@ -69,6 +75,18 @@ def summary(
         f"{over:+.1f} MB ({idle.empty_mb:.1f} -> {idle.loaded_mb:.1f} MB) "
         f"| {verdict(over < IDLE_OVER_EMPTY_MB)} |"
     )
+    c = queue.settings.concurrency
+    enqueue = queue.enqueue[str(c)].per_second
+    yield (
+        f"| durable enqueue >= {ENQUEUE_PER_SECOND:,} events/s at c={c} | {enqueue:,.0f}/s "
+        f"| {verdict(enqueue >= ENQUEUE_PER_SECOND)} |"
+    )
+    (alone, with_backlog) = [events / seconds for events, seconds in queue.delivery.values()]
+    yield (
+        f"| a stopped function's {queue.backlog:,} queued events do not slow another's "
+        f"delivery | {with_backlog:,.0f} vs {alone:,.0f} events/s "
+        f"| {verdict(with_backlog >= 0.9 * alone)} |"
+    )
 
 
 def main() -> None:
@@ -84,11 +102,18 @@ def main() -> None:
     wait_quiet()
     with ForeignLoad() as idle_others:
         idle = idle_cost.run()
+    print("async queue (bench/async_queue.py) ...", file=sys.stderr, flush=True)
+    with ForeignLoad() as queue_others:
+        queue = async_queue.run(async_queue.AsyncSettings())
     sections = [
         ("Warm sync invoke, no-op handler", list(invoke.table(warm))),
         ("Burst from zero", [*burst.table(b), f"- others' CPU: {burst_others.fraction:.0%}"]),
         ("Idle cost", [*idle_cost.table(idle), f"- others' CPU: {idle_others.fraction:.0%}"]),
-        ("Goals", list(summary(warm, b, idle))),
+        (
+            "Asynchronous invocations",
+            [*async_queue.table(queue), f"- others' CPU: {queue_others.fraction:.0%}"],
+        ),
+        ("Goals", list(summary(warm, b, idle, queue))),
     ]
     for title, lines in sections:
         print(f"\n### {title}\n")

@@ -72,7 +72,12 @@ def _chunked_end(buf: bytes, pos: int) -> int:
             return pos
 
 
-def latency(host: str, port: int, request: bytes, n: int, warmup: int = 200) -> Figures:
+OK = b"HTTP/1.1 200"
+
+
+def latency(
+    host: str, port: int, request: bytes, n: int, warmup: int = 200, expect: bytes = OK
+) -> Figures:
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     samples: list[float] = []
@@ -88,7 +93,7 @@ def latency(host: str, port: int, request: bytes, n: int, warmup: int = 200) -> 
             if not chunk:
                 raise ConnectionError("server closed the connection")
             buf += chunk
-        if not buf.startswith(b"HTTP/1.1 200"):
+        if not buf.startswith(expect):
             raise RuntimeError(f"unexpected answer: {buf[:200]!r}")
         if i >= warmup:
             samples.append(time.perf_counter() - t0)
@@ -97,10 +102,12 @@ def latency(host: str, port: int, request: bytes, n: int, warmup: int = 200) -> 
     return summarize(samples, elapsed)
 
 
-def throughput(host: str, port: int, request: bytes, concurrency: int, seconds: float) -> Figures:
-    """N keep-alive connections, each sending its next request when its answer is complete,
-    for ``seconds`` after a warm-up (see _throughput)."""
-    return uvloop.run(_throughput(host, port, request, concurrency, seconds))
+def throughput(
+    host: str, port: int, request: bytes, concurrency: int, seconds: float, expect: bytes = OK
+) -> Figures:
+    """N keep-alive connections, each sending its next request when its answer (which must
+    start with ``expect``) is complete, for ``seconds`` after a warm-up (see _throughput)."""
+    return uvloop.run(_throughput(host, port, request, concurrency, seconds, expect))
 
 
 WARMUP_SECONDS = 1.0
@@ -108,23 +115,17 @@ WARMUP_CALLS = 3  # per connection: a target that starts a process per connectio
 
 
 async def _throughput(
-    host: str, port: int, request: bytes, concurrency: int, seconds: float
+    host: str, port: int, request: bytes, concurrency: int, seconds: float, expect: bytes
 ) -> Figures:
     samples: list[float] = []
     deadline = 0.0
     min_calls = 0
 
     async def one_connection() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader, writer = await _connect(host, port)
         calls = 0
         while time.perf_counter() < deadline or calls < min_calls:
-            t0 = time.perf_counter()
-            writer.write(request)
-            buf = await _read_response(reader)
-            if not buf.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"unexpected answer: {buf[:200]!r}")
-            samples.append(time.perf_counter() - t0)
+            samples.append(await _round_trip(reader, writer, request, expect))
             calls += 1
         writer.close()
 
@@ -139,6 +140,24 @@ async def _throughput(
     deadline = start + seconds
     await asyncio.gather(*(one_connection() for _ in range(concurrency)))
     return summarize(samples, time.perf_counter() - start)
+
+
+async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def _round_trip(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, expect: bytes
+) -> float:
+    """Send one request, read its whole answer (which must start with ``expect``); seconds."""
+    t0 = time.perf_counter()
+    writer.write(request)
+    buf = await _read_response(reader)
+    if not buf.startswith(expect):
+        raise RuntimeError(f"unexpected answer: {buf[:200]!r}")
+    return time.perf_counter() - t0
 
 
 async def _read_response(reader: asyncio.StreamReader) -> bytes:
@@ -203,3 +222,29 @@ def summarize(samples: list[float], elapsed: float) -> Figures:
     samples.sort()
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     return Figures(len(samples), elapsed, statistics.median(samples) * 1000, p99 * 1000)
+
+
+def send(
+    host: str, port: int, request: bytes, n: int, concurrency: int, expect: bytes = OK
+) -> Figures:
+    """Exactly ``n`` requests over ``concurrency`` keep-alive connections, no warm-up."""
+    return uvloop.run(_send(host, port, request, n, concurrency, expect))
+
+
+async def _send(
+    host: str, port: int, request: bytes, n: int, concurrency: int, expect: bytes
+) -> Figures:
+    samples: list[float] = []
+    left = n
+
+    async def one_connection() -> None:
+        nonlocal left
+        reader, writer = await _connect(host, port)
+        while left > 0:
+            left -= 1
+            samples.append(await _round_trip(reader, writer, request, expect))
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_connection() for _ in range(min(concurrency, n))))
+    return summarize(samples, time.perf_counter() - start)
