@@ -198,7 +198,14 @@ class Dispatcher:
             self._per_function[event.function] = left
         else:
             del self._per_function[event.function]
-        self._wakeup.set()
+        # Claim again once a quarter of the room is free (a claim round per delivery would
+        # cost more than the delivery), or at once when the function's own reservation is
+        # what holds its events back.
+        if (
+            len(self._running) <= self._settings.max_in_flight * 3 // 4
+            or self._reserved.get(event.function) is not None
+        ):
+            self._wakeup.set()
 
     async def _renew_loop(self) -> None:
         period = self._settings.lease_s / 3

@@ -54,6 +54,9 @@ class NewEvent:
     enqueued_at: float
 
 
+_PLAIN_VALUES = {"status", "updated_at", "lease_until", "leased_by"}
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """How one delivery ended. ``failed``: a function error, timeout or crash (counts toward
@@ -68,6 +71,11 @@ class Settlement:
     uncount_attempt: bool = False
     last_error: str | None = None
     condition: str | None = None
+
+    @property
+    def plain_success(self) -> bool:
+        """Succeeded with nothing else to record: settled together with others alike."""
+        return self.status == SUCCEEDED and self.values().keys() == _PLAIN_VALUES
 
     def values(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -223,10 +231,15 @@ class EventStore:
     async def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         """Record how deliveries ended, all in one transaction. Per settlement: False if its
         owner no longer held the lease (it expired and another server has the event now);
-        nothing is changed for that one."""
+        nothing is changed for that one. Plain successes, the bulk of them, are one UPDATE
+        per owner."""
+        plain: dict[str, list[Settlement]] = {}
+        kept: set[str] = set()
         async with self._tx.begin() as conn:
-            done = []
             for item in settlements:
+                if item.plain_success:
+                    plain.setdefault(item.owner, []).append(item)
+                    continue
                 result = await conn.execute(
                     async_events.update()
                     .where(
@@ -236,8 +249,21 @@ class EventStore:
                     )
                     .values(**item.values())
                 )
-                done.append(bool(result.rowcount))
-        return done
+                if result.rowcount:
+                    kept.add(item.request_id)
+            for owner, items in plain.items():
+                result = await conn.execute(
+                    async_events.update()
+                    .where(
+                        _e.request_id.in_([item.request_id for item in items]),
+                        _e.leased_by == owner,
+                        _e.status == RUNNING,
+                    )
+                    .values(**items[-1].values())
+                    .returning(_e.request_id)
+                )
+                kept.update(result.scalars())
+        return [item.request_id in kept for item in settlements]
 
     async def release_running(self, now: float) -> int:
         """Put every running event back in the queue (a SQLite server starting: it is the
