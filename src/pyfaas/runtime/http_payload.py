@@ -58,7 +58,10 @@ class HttpRequest:
 
 def parse_event(event: Any) -> HttpRequest:
     """The request in a function URL / HTTP API 2.0 event. Raises BadEvent."""
-    http = event.get("requestContext", {}).get("http") if isinstance(event, dict) else None
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if not isinstance(context, dict):
+        context = {}
+    http = context.get("http")
     if not isinstance(http, dict) or not isinstance(http.get("method"), str):
         raise BadEvent(
             "a web app's event must be Lambda's HTTP payload format 2.0 (what a function URL "
@@ -76,7 +79,7 @@ def parse_event(event: Any) -> HttpRequest:
     if query is None:
         query = urlencode(event.get("queryStringParameters") or {})
     scheme = named.get("x-forwarded-proto", "https").split(",")[0].strip() or "https"
-    host = named.get("host") or event["requestContext"].get("domainName") or "localhost"
+    host = named.get("host") or context.get("domainName") or "localhost"
     host, _, port = host.partition(":")
     port = named.get("x-forwarded-port", port)
     return HttpRequest(
