@@ -198,10 +198,27 @@ def test_the_next_worker_of_a_version_forks_from_its_template_without_importing(
     assert not alive(template), "close() killed the template"
 
 
-def test_a_module_that_starts_a_thread_at_import_gets_no_template_and_the_reason_is_kept(
-    tmp_path: Path,
+# A thread started at import; an event loop made at import (what Mangum(app) does; a loop
+# captured at import is a common Lambda pattern): forking either is unsafe.
+UNSAFE_TO_FORK = {
+    "thread": (
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n" + PID,
+        "2 threads",
+    ),
+    "event-loop": (
+        "import asyncio, os\nLOOP = asyncio.new_event_loop()\n"
+        "def handler(event, context):\n"
+        "    return LOOP.run_until_complete(asyncio.sleep(0, result=os.getpid()))\n",
+        "asyncio event loop",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE_TO_FORK))
+def test_a_module_unsafe_to_fork_gets_no_template_and_the_reason_is_kept(
+    tmp_path: Path, case: str
 ) -> None:
-    code = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n" + PID
+    code, reason = UNSAFE_TO_FORK[case]
 
     async def body(it: Launcher) -> list[Any]:
         fv = function(tmp_path, code)
@@ -213,7 +230,7 @@ def test_a_module_that_starts_a_thread_at_import_gets_no_template_and_the_reason
 
     first, second, state, answers, second_parent, zygote = with_launcher(tmp_path, body)
     assert state is not None and state.pid is None
-    assert state.skipped is not None and "2 threads" in state.skipped
+    assert state.skipped is not None and reason in state.skipped
     assert first.start_kind == "zygote", "the would-be template serves as the first worker"
     assert second.start_kind == "zygote" and second_parent == zygote, "forked from the zygote"
     assert answers == [first.pid, second.pid]

@@ -44,7 +44,7 @@ async def create_function(request: Request) -> Response:
             required: [config, code]
             properties:
               config: {type: string, description: "JSON: name, handler, runtime, memory_mb,
-                timeout_s, environment, description"}
+                timeout_s, environment, description; wsgi or asgi ('module:app') for a web app"}
               code: {type: string, format: binary, description: "zip of the code"}
     responses:
       201: {description: created}
@@ -102,8 +102,8 @@ async def patch_function(request: Request) -> Response:
     description: >
       A JSON object with any of the configuration fields (memory_mb, timeout_s, environment,
       description, handler, reserved_concurrency, provisioned_concurrency,
-      concurrency_per_worker, idle_timeout_s). Changes workers see are validated in a new
-      worker first; scaling settings alone keep the warm workers.
+      concurrency_per_worker, idle_timeout_s, wsgi, asgi). Changes workers see are validated in
+      a new worker first; scaling settings alone keep the warm workers.
     parameters: [{name: name, in: path, required: true, schema: {type: string}}]
     requestBody:
       content:

@@ -17,6 +17,7 @@ from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.upload import upload_bundle
+from pyfaas.cli.web_app import web_app_label
 
 app = typer.Typer(
     name="pyfaas",
@@ -81,6 +82,12 @@ def deploy(
     no_overwrite: Annotated[
         bool, typer.Option("--no-overwrite", help="Fail if the function exists")
     ] = False,
+    wsgi: Annotated[
+        str | None, typer.Option(help="Run this WSGI app (module:app, e.g. Flask) for HTTP")
+    ] = None,
+    asgi: Annotated[
+        str | None, typer.Option(help="Run this ASGI app (module:app, e.g. FastAPI) for HTTP")
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -97,6 +104,7 @@ def deploy(
         "environment": _parse_env(env or []),
         "description": description,
     }
+    config.update({k: v for k, v in (("wsgi", wsgi), ("asgi", asgi)) if v is not None})
     client = ApiClient(url, token)
     result = upload_bundle(client, path, config, create_only=no_overwrite, console=err)
     state = "Created" if result["created"] else ("Updated" if result["changed"] else "Unchanged")
@@ -231,7 +239,7 @@ def list_functions(
     for f in functions:
         table.add_row(
             f["name"],
-            f["handler"],
+            web_app_label(f) or f["handler"],
             f["runtime"],
             f"{f['memory_mb']} MB",
             f"{f['timeout_s']} s",
@@ -265,6 +273,8 @@ def show(
         "provisioned_concurrency",
         "concurrency_per_worker",
         "idle_timeout_s",
+        "wsgi",
+        "asgi",
         "version",
         "code_sha256",
         "code_size",

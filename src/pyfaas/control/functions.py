@@ -244,7 +244,7 @@ class FunctionService:
         return FunctionVersion(
             name=cfg.name,
             version=record.version,
-            handler=cfg.handler,
+            handler=cfg.worker_handler,
             runtime=cfg.runtime,
             memory_mb=cfg.memory_mb,
             timeout_s=cfg.timeout_s,

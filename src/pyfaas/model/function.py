@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pyfaas.model.errors import InvalidFunctionConfig
+from pyfaas.model.web_app import validate_web_app, worker_handler
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HANDLER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -78,6 +79,9 @@ class FunctionConfig:
     maximum_event_age_s: int = 6 * 3600
     on_success: str | None = None  # a function that gets a record of each success
     on_failure: str | None = None  # ...of each that failed for good (it also goes to the DLQ)
+    # A web app ("module:attribute") run behind pyfaas's adapter instead of the handler.
+    wsgi: str | None = None
+    asgi: str | None = None
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -113,7 +117,13 @@ class FunctionConfig:
         validate_environment(self.environment, limits)
         self._validate_scaling(limits)
         self._validate_async(limits)
+        validate_web_app(self.wsgi, self.asgi)
         return self
+
+    @property
+    def worker_handler(self) -> str:
+        """What workers load: the handler, or ``wsgi:module:app`` / ``asgi:module:app``."""
+        return worker_handler(self.handler, self.wsgi, self.asgi)
 
     def _validate_async(self, limits: Limits) -> None:
         _in_range("maximum_retry_attempts", self.maximum_retry_attempts, 0, 2, "invalid_retries")
@@ -176,6 +186,8 @@ class FunctionConfig:
             "maximum_event_age_s": self.maximum_event_age_s,
             "on_success": self.on_success,
             "on_failure": self.on_failure,
+            "wsgi": self.wsgi,
+            "asgi": self.asgi,
         }
 
     @classmethod
@@ -211,6 +223,8 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "maximum_event_age_s": (int, False),
     "on_success": (str, True),
     "on_failure": (str, True),
+    "wsgi": (str, True),
+    "asgi": (str, True),
 }
 
 

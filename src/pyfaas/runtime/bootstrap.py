@@ -28,6 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable
+    from types import ModuleType
     from typing import Any
 
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
@@ -68,16 +69,42 @@ def _limit_memory() -> None:
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
-    """Import ``module.function``; raises InitError with a deploy error code."""
+    """Import ``module.function``; raises InitError with a deploy error code.
+
+    ``wsgi:module:app`` and ``asgi:module:app`` load a web app behind pyfaas's adapter
+    (webapp.py, imported only for those).
+    """
+    if ":" in spec:
+        from pyfaas.runtime.webapp import load_web_app
+
+        return load_web_app(spec)
     module_name, _, function_name = spec.rpartition(".")
+    handler = getattr(
+        import_module(module_name, "the handler 'module.function'"), function_name, None
+    )
+    if handler is None:
+        raise InitError(
+            "handler_not_found", f"Handler '{function_name}' missing on module '{module_name}'"
+        )
+    if not callable(handler):
+        raise InitError(
+            "handler_not_found",
+            f"Handler '{function_name}' on module '{module_name}' is not callable",
+        )
+    return handler  # type: ignore[no-any-return]
+
+
+def import_module(module_name: str, named_by: str) -> ModuleType:
+    """Import a module of the bundle; raises InitError (handler_module_not_found,
+    handler_syntax_error, handler_init_error). ``named_by``: the setting that names it."""
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise InitError(
                 "handler_module_not_found",
                 f"Unable to import module '{module_name}': No module named '{exc.name}' "
-                "in the bundle (is the handler 'module.function' right?)",
+                f"in the bundle (is {named_by} right?)",
             ) from None
         raise InitError(
             "handler_init_error", f"Unable to import module '{module_name}': {exc}"
@@ -94,17 +121,6 @@ def load_handler(spec: str) -> Callable[..., Any]:
             "handler_init_error",
             f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}",
         ) from None
-    handler = getattr(module, function_name, None)
-    if handler is None:
-        raise InitError(
-            "handler_not_found", f"Handler '{function_name}' missing on module '{module_name}'"
-        )
-    if not callable(handler):
-        raise InitError(
-            "handler_not_found",
-            f"Handler '{function_name}' on module '{module_name}' is not callable",
-        )
-    return handler  # type: ignore[no-any-return]
 
 
 class InitError(Exception):
@@ -114,6 +130,23 @@ class InitError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class WorkerLifecycle:
+    """A handler with work to do once per worker process, not at import: a web app's event
+    loop and ASGI lifespan. A template imports the handler once for many workers, so
+    what must not be shared across fork belongs here.
+
+    :meth:`start` runs in each worker before it reports ready (so it counts in Init
+    Duration) and raises InitError; :meth:`stop` runs when the executor asks the worker to
+    exit (a worker that is killed gets no call).
+    """
+
+    def start(self) -> None:
+        """Prepare this worker; raises InitError."""
+
+    def stop(self) -> None:
+        """Release what start() made; must not raise."""
 
 
 def _error_body(exc: BaseException, request_id: str, error_type: str | None = None) -> bytes:
@@ -316,8 +349,19 @@ def serve(
     """Say "ready", then serve invocations until the executor closes the channel."""
     if init_logs:
         sys.stderr.write(init_logs)  # printed during import: goes with the first invocation
+    lifecycle = handler if isinstance(handler, WorkerLifecycle) else None
+    if lifecycle is not None:
+        start = time.perf_counter()
+        try:
+            lifecycle.start()
+        except InitError as exc:
+            report_init_error(out_fd, exc, capture)
+            return
+        init_ms += (time.perf_counter() - start) * 1000
     wire.write_frame(out_fd, {"t": "ready", "init_ms": init_ms})
     Worker(handler, capture, out_fd).serve(in_fd)
+    if lifecycle is not None:
+        lifecycle.stop()
 
 
 if __name__ == "__main__":

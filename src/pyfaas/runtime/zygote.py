@@ -59,6 +59,33 @@ def thread_count() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
+def event_poll_count() -> int:
+    """Open epoll instances of this process: one per asyncio event loop made (Mangum makes
+    one at import). A forked worker would lose its descriptor (the fork closes all but its
+    channel), or share one kernel epoll set with its siblings: no template then."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventpoll]"
+    return count
+
+
+def fork_unsafe_reason() -> str | None:
+    """Why forking workers from this process (a template, after its import) is unsafe."""
+    threads = thread_count()
+    if threads != 1:
+        return (
+            f"importing the handler left {threads} threads running (/proc/self/task); "
+            "forking a process with threads is unsafe"
+        )
+    if event_poll_count():
+        return (
+            "importing the handler created an asyncio event loop (an epoll descriptor), "
+            "which forked workers cannot share"
+        )
+    return None
+
+
 class ForkLoop:
     """Forks on request, reaps its children and reports their exits. Single-threaded.
 
@@ -224,15 +251,9 @@ def _run_template(channel: int, control: socket.socket) -> None:
         bootstrap.report_init_error(channel, exc, capture)
         return
     init_ms = (time.perf_counter() - start) * 1000
-    threads = thread_count()
-    if threads != 1:
-        ForkLoop(control).send(
-            {
-                "t": "template_unsafe",
-                "reason": f"importing the handler left {threads} threads running "
-                "(/proc/self/task); forking a process with threads is unsafe",
-            }
-        )
+    reason = fork_unsafe_reason()
+    if reason is not None:
+        ForkLoop(control).send({"t": "template_unsafe", "reason": reason})
         control.close()
         bootstrap.serve(handler, capture, channel, channel, init_ms, capture.take())
         return

@@ -203,6 +203,8 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "maximum_event_age_s": cfg.maximum_event_age_s,
         "on_success": cfg.on_success,
         "on_failure": cfg.on_failure,
+        "wsgi": cfg.wsgi,
+        "asgi": cfg.asgi,
     }
 
 
@@ -224,6 +226,8 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             maximum_event_age_s=row["maximum_event_age_s"],
             on_success=row["on_success"],
             on_failure=row["on_failure"],
+            wsgi=row["wsgi"],
+            asgi=row["asgi"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

@@ -33,6 +33,8 @@ functions = sa.Table(
     sa.Column("maximum_event_age_s", sa.Integer, nullable=False, server_default="21600"),
     sa.Column("on_success", sa.String(64), nullable=True),
     sa.Column("on_failure", sa.String(64), nullable=True),
+    sa.Column("wsgi", sa.String(256), nullable=True),
+    sa.Column("asgi", sa.String(256), nullable=True),
 )
 
 invocation_logs = sa.Table(
