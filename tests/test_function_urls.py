@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -10,11 +11,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import ServerProcess, deploy, postgres_database, run_cli, unique, wait_for
+from pyfaas.control.url_payloads import http_response, request_event
 from pyfaas.control.urls import route
-from pyfaas.model.urls import FunctionUrlConfig
+from pyfaas.model import InvalidRequest
+from pyfaas.model.urls import CorsConfig, FunctionUrlConfig, HttpRequest, InvalidFunctionResponse
 
 TOKEN = "url-test-token"
 
@@ -663,3 +669,64 @@ def test_a_first_segment_naming_a_qualified_url_selects_it_and_anything_else_is_
     assert route(both, "/lively") == (plain, "/lively")
     assert route([live], "/other") == (None, "/other")
     assert route([plain], "/live/x") == (plain, "/live/x")
+
+
+# --- the payload parsers, on any input -------------------------------------------------------
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+CONTENT_TYPES = st.sampled_from(
+    [
+        None,
+        "application/json",
+        "text/plain; charset=utf-8",
+        "image/png",
+        "application/x-www-form-urlencoded",
+    ]
+)
+
+
+@given(body=st.binary(max_size=300), content_type=CONTENT_TYPES)
+def test_any_body_can_be_recovered_from_the_event(body: bytes, content_type: str | None) -> None:
+    headers = (("content-type", content_type),) if content_type else ()
+    request = HttpRequest("POST", "/", "", headers, body, "10.0.0.1")
+    event = request_event(request, config=_config(None), request_id="r", account_id="1")
+    if not body:
+        assert "body" not in event and event["isBase64Encoded"] is False
+        return
+    sent = event["body"]
+    recovered = base64.b64decode(sent) if event["isBase64Encoded"] else sent.encode()
+    assert recovered == body
+
+
+@given(value=JSON, status=st.integers(-5, 700) | st.text(max_size=4), extra=JSON)
+def test_any_result_maps_to_a_response_or_a_502_saying_why(
+    value: object, status: object, extra: object
+) -> None:
+    for result in (value, {"statusCode": status, "headers": extra, "body": value}):
+        try:
+            response = http_response(orjson.dumps(result))
+        except InvalidFunctionResponse as exc:
+            assert exc.status == 502 and exc.message
+            continue
+        assert 100 <= response.status <= 599
+        for name, text in response.headers:
+            assert name == name.lower() and not any(c in text for c in "\r\n\0")
+            text.encode("latin-1")
+
+
+@given(data=JSON)
+def test_any_cors_settings_are_accepted_or_refused_with_invalid_cors(data: object) -> None:
+    try:
+        cors = CorsConfig.from_dict(data)
+    except InvalidRequest as exc:
+        assert exc.code == "invalid_cors"
+    else:
+        assert CorsConfig.from_dict(cors.to_dict()) == cors
