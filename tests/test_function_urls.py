@@ -315,14 +315,18 @@ def test_a_result_that_is_no_http_response_is_a_502_saying_why(
     assert "injected" not in response.headers
 
 
-def test_a_throttled_function_url_answers_429_with_retry_after(api: httpx.Client) -> None:
+def test_a_throttled_function_url_answers_429_with_retry_after_and_cors(
+    api: httpx.Client,
+) -> None:
     name = deploy_web(api, "throttled")
-    make_url(api, name)
+    make_url(api, name, cors={"allow_origins": ["https://app.example"]})
     assert api.patch(f"/v1/functions/{name}", json={"reserved_concurrency": 0}).status_code == 200
-    response = api.get(f"/fn/{name}/bare-dict")
+    response = api.get(f"/fn/{name}/bare-dict", headers={"Origin": "https://app.example"})
     assert response.status_code == 429
     assert error_code(response) == "too_many_requests"
     assert int(response.headers["retry-after"]) >= 1
+    # A browser page can read the refusal.
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -552,8 +556,11 @@ def test_public_urls_answer_anyone_while_the_api_and_token_urls_need_the_token(
         assert stranger.get(f"/v1/functions/{public}/url").status_code == 401
         assert stranger.get("/v1/functions").status_code == 401
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-            refused = stranger.get(f"/fn/{private}/bare-dict", headers=headers)
+            refused = stranger.get(
+                f"/fn/{private}/bare-dict", headers={**headers, "Origin": "https://a.example"}
+            )
             assert refused.status_code == 401 and error_code(refused) == "unauthorized"
+            assert "access-control-allow-origin" not in refused.headers
         # Without the token nobody learns which names exist.
         for name in (unique("nobody"), bare):
             probe = stranger.get(f"/fn/{name}/")
@@ -730,3 +737,11 @@ def test_any_cors_settings_are_accepted_or_refused_with_invalid_cors(data: objec
         assert exc.code == "invalid_cors"
     else:
         assert CorsConfig.from_dict(cors.to_dict()) == cors
+
+
+def test_the_url_api_is_in_the_openapi_document_and_the_endpoints_are_not(
+    api: httpx.Client,
+) -> None:
+    paths = api.get("/v1/openapi.json").json()["paths"]
+    assert set(paths["/v1/functions/{name}/url"]) == {"post", "get", "patch", "delete"}
+    assert not any(path.startswith("/fn") for path in paths)

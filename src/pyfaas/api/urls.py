@@ -6,8 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pyfaas.api.body import read_body, read_json_object
+from pyfaas.api.errors import pyfaas_error
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import services
+from pyfaas.model import PyfaasError
 from pyfaas.model.urls import FunctionUrlConfig, HttpRequest
 
 _CONFIG_LIMIT = 64 * 1024
@@ -105,16 +107,23 @@ async def serve_url(request: Request) -> Response:
     """Any method on /fn/{name}[/{path}]: the function answers, given Lambda's payload
     format 2.0 event."""
     name = request.path_params["name"]
-    response = await services(request).urls.handle(
-        name,
-        _http_request(request),
-        lambda limit: read_body(request, limit, "the request body"),
-    )
+    urls = services(request).urls
+    http_request = _http_request(request)
+    try:
+        response = await urls.handle(
+            name, http_request, lambda limit: read_body(request, limit, "the request body")
+        )
+    except PyfaasError as exc:
+        refused = await pyfaas_error(request, exc)
+        _add_headers(refused, await urls.error_headers(name, http_request))
+        return refused
     rendered = Response(response.body, status_code=response.status)
-    rendered.raw_headers.extend(
-        (key.encode("latin-1"), value.encode("latin-1")) for key, value in response.headers
-    )
+    _add_headers(rendered, response.headers)
     return rendered
+
+
+def _add_headers(response: Response, headers: list[tuple[str, str]]) -> None:
+    response.raw_headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
 
 
 def _http_request(request: Request) -> HttpRequest:

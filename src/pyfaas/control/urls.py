@@ -224,6 +224,20 @@ class FunctionUrlService:
         response.headers.append(("x-pyfaas-request-id", request_id))
         return response
 
+    async def error_headers(self, name: str, request: HttpRequest) -> list[tuple[str, str]]:
+        """The CORS headers an error answer to ``request`` needs so that a browser page can
+        read it (a 429 or 413 of a URL with CORS settings); none for other errors."""
+        try:
+            fv = await self._functions.resolve(name)
+        except FunctionNotFound:
+            return []
+        config, _ = route(await self._configs(name, fv), request.raw_path)
+        if config is None or config.cors is None:
+            return []
+        if config.auth_type != AUTH_NONE and not self._holds_token(request):
+            return []  # tells a stranger nothing about a URL they may not call
+        return with_cors(config.cors, request, HttpResponse(0, [])).headers
+
     def _holds_token(self, request: HttpRequest) -> bool:
         if self._expected is None:
             return False
