@@ -36,6 +36,7 @@ from pyfaas.api.invoke import invoke_function
 from pyfaas.api.logs import function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import ApiServices
+from pyfaas.api.urls import URL_METHODS, create_url, delete_url, get_url, patch_url, serve_url
 from pyfaas.model import PyfaasError
 
 _schemas = SchemaGenerator(
@@ -86,6 +87,12 @@ ROUTES = [
     Route("/v1/dlq", list_dead_letters, methods=["GET"]),
     Route("/v1/dlq/redrive", redrive_dead_letters, methods=["POST"]),
     Route("/v1/dlq/{request_id}", show_dead_letter, methods=["GET"]),
+    Route("/v1/functions/{name}/url", create_url, methods=["POST"]),
+    Route("/v1/functions/{name}/url", get_url, methods=["GET"]),
+    Route("/v1/functions/{name}/url", patch_url, methods=["PATCH"]),
+    Route("/v1/functions/{name}/url", delete_url, methods=["DELETE"]),
+    Route("/fn/{name}", serve_url, methods=URL_METHODS, include_in_schema=False),
+    Route("/fn/{name}/{path:path}", serve_url, methods=URL_METHODS, include_in_schema=False),
 ]
 
 

@@ -17,7 +17,8 @@ class TokenAuthMiddleware:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Function URLs check their own auth type: public ones answer anyone.
+        if scope["type"] != "http" or scope["path"].startswith("/fn/"):
             await self.app(scope, receive, send)
             return
         given = b""

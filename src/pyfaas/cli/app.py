@@ -17,6 +17,7 @@ from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.upload import upload_bundle
+from pyfaas.cli.urls import url_app
 from pyfaas.cli.web_app import web_app_label
 
 app = typer.Typer(
@@ -298,6 +299,7 @@ def show(
 
 app.command("status")(invocation_status)
 app.add_typer(dlq, name="dlq")
+app.add_typer(url_app, name="url")
 
 
 @app.command("rm")

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from pyfaas.api import ApiServices, create_app
 from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.control.urls import FunctionUrlService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.executor import LocalExecutor
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
@@ -87,6 +88,14 @@ class Server:
             scaler=scaler,
             limits=cfg.limits,
             upload_dir=cfg.home / "uploads",
+            urls=FunctionUrlService(
+                store.urls,
+                functions,
+                invocations,
+                cfg.limits,
+                token=cfg.token,
+                account_id=cfg.account_id,
+            ),
         )
         await functions.start()
         if cfg.deploy_dir is not None:

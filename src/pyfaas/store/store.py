@@ -13,6 +13,7 @@ from pyfaas.model import FunctionConfig, FunctionExists, FunctionNotFound, Funct
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.tables import functions, invocation_logs
+from pyfaas.store.urls import UrlStore
 
 # Statements are built once; SQLAlchemy then reuses their compiled form from its cache.
 _f, _l = functions.c, invocation_logs.c
@@ -57,6 +58,7 @@ class Store:
         self._engine = engine
         self._tx = Transactions(engine)
         self.events = EventStore(engine, self._tx)
+        self.urls = UrlStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:

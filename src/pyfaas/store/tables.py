@@ -80,3 +80,32 @@ async_events = sa.Table(
     sa.Index("ix_async_events_function_status", "function", "status"),
     sa.Index("ux_async_events_idempotency", "function", "idempotency_key", unique=True),
 )
+
+# Function URLs: one per function (qualifier NULL) and, once versions and aliases exist, one
+# per qualifier. A function's URLs go with it (ON DELETE CASCADE).
+function_urls = sa.Table(
+    "function_urls",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "function",
+        sa.String(64),
+        sa.ForeignKey("functions.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("qualifier", sa.String(128), nullable=True),
+    sa.Column("url_id", sa.String(32), nullable=False),
+    sa.Column("auth_type", sa.String(16), nullable=False),
+    sa.Column("cors", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+    # NULLs never collide in a unique index: the unqualified URL gets an index of its own.
+    sa.Index(
+        "ux_function_urls_unqualified",
+        "function",
+        unique=True,
+        sqlite_where=sa.text("qualifier IS NULL"),
+        postgresql_where=sa.text("qualifier IS NULL"),
+    ),
+    sa.Index("ux_function_urls_qualified", "function", "qualifier", unique=True),
+)
