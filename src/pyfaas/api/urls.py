@@ -118,6 +118,8 @@ async def serve_url(request: Request) -> Response:
         _add_headers(refused, await urls.error_headers(name, http_request))
         return refused
     rendered = Response(response.body, status_code=response.status)
+    if request.method == "HEAD" and response.declared_length is not None:
+        rendered.headers["content-length"] = response.declared_length
     _add_headers(rendered, response.headers)
     return rendered
 

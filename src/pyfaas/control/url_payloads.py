@@ -166,7 +166,14 @@ def http_response(result_body: bytes) -> HttpResponse:
         headers.insert(0, ("content-type", "application/json"))
     for cookie in _list_of("cookies", result.get("cookies")):
         headers.append(("set-cookie", _header_value("cookies", cookie)))
-    return HttpResponse(status, headers, _response_body(result))
+    declared = {_header_name(k): v for k, v in (result.get("headers") or {}).items()}
+    length = declared.get("content-length")
+    return HttpResponse(
+        status,
+        headers,
+        _response_body(result),
+        declared_length=str(length) if isinstance(length, int | str) else None,
+    )
 
 
 def _response_headers(result: dict[str, Any]) -> list[tuple[str, str]]:

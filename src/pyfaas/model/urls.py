@@ -207,6 +207,8 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes = b""
+    # The Content-Length the function declared: what a HEAD answer carries (its body is empty).
+    declared_length: str | None = None
 
 
 class InvalidFunctionResponse(PyfaasError):

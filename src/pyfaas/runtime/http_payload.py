@@ -54,6 +54,9 @@ class HttpRequest:
     port: int
     source_ip: str
     protocol: str
+    # Where the app is mounted (pyfaas's /fn/NAME sends x-forwarded-prefix; "" on Lambda):
+    # WSGI's SCRIPT_NAME, ASGI's root_path, so that the app's own links and redirects work.
+    prefix: str = ""
 
 
 def parse_event(event: Any) -> HttpRequest:
@@ -93,6 +96,7 @@ def parse_event(event: Any) -> HttpRequest:
         port=int(port) if port.isdigit() else _DEFAULT_PORTS.get(scheme, 443),
         source_ip=http.get("sourceIp") or "",
         protocol=http.get("protocol") or "HTTP/1.1",
+        prefix=named.get("x-forwarded-prefix", "").rstrip("/"),
     )
 
 

@@ -72,7 +72,7 @@ def wsgi_environ(request: HttpRequest) -> dict[str, Any]:
     """The environ for ``request``. Strings carry bytes as latin-1, as PEP 3333 wants."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": "",
+        "SCRIPT_NAME": request.prefix,
         "PATH_INFO": unquote_to_bytes(request.raw_path).decode("latin-1"),
         "QUERY_STRING": request.query_string,
         "SERVER_NAME": request.host,

@@ -95,8 +95,9 @@ async def whoami(request: Request):
 
 
 @app.get("/old")
-async def old():
-    return RedirectResponse("/new", status_code=302)
+async def old(request: Request):
+    # url_for knows the root path the app is mounted at (/fn/NAME behind a function URL).
+    return RedirectResponse(request.url_for("new").path, status_code=302)
 
 
 @app.get("/new")
