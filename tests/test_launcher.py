@@ -199,7 +199,7 @@ def test_the_next_worker_of_a_version_forks_from_its_template_without_importing(
 
 
 # A thread started at import; an event loop made at import (what Mangum(app) does; a loop
-# captured at import is a common Lambda pattern): forking either is unsafe.
+# captured at import is a common Lambda pattern), a socket or file left open: forking is unsafe.
 UNSAFE_TO_FORK = {
     "thread": (
         "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n" + PID,
@@ -211,6 +211,10 @@ UNSAFE_TO_FORK = {
         "    return LOOP.run_until_complete(asyncio.sleep(0, result=os.getpid()))\n",
         "asyncio event loop",
     ),
+    # A connection made at import (a database client at module level, a common Lambda
+    # pattern): a forked worker would find it closed, or share it with its siblings.
+    "socket": ("import socket\nCONN = socket.socket()\n" + PID, "a socket"),
+    "file": ("LOG = open(__file__)\n" + PID, "a file ("),
 }
 
 

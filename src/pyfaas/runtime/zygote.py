@@ -45,7 +45,7 @@ from pyfaas.runtime.capture import OutputCapture, redirect_output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from typing import Any
 
     Child = Callable[[], None]
@@ -59,29 +59,40 @@ def thread_count() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def event_poll_count() -> int:
-    """Open epoll instances of this process: one per asyncio event loop made (Mangum makes
-    one at import). A forked worker would lose its descriptor (the fork closes all but its
-    channel), or share one kernel epoll set with its siblings: no template then."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
+def open_descriptors() -> dict[int, str]:
+    """This process's open descriptors and what each is (a path, socket:[...], anon_inode:...)."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
-            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventpoll]"
-    return count
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+    return found
 
 
-def fork_unsafe_reason() -> str | None:
-    """Why forking workers from this process (a template, after its import) is unsafe."""
+def _kind(target: str) -> str:
+    if target == "anon_inode:[eventpoll]":
+        return "an asyncio event loop"
+    if target.startswith("socket:"):
+        return "a socket (a connection made at import?)"
+    return f"a file ({target})"
+
+
+def fork_unsafe_reason(before: Collection[int]) -> str | None:
+    """Why forking workers from this process (a template, after its import) is unsafe.
+    ``before``: the descriptors open before the import. A descriptor the import left open
+    (a database connection, an event loop's epoll, a log file) would be closed in every
+    forked worker (the fork keeps only its channel), or shared by all of them."""
     threads = thread_count()
     if threads != 1:
         return (
             f"importing the handler left {threads} threads running (/proc/self/task); "
             "forking a process with threads is unsafe"
         )
-    if event_poll_count():
+    opened = {fd: t for fd, t in open_descriptors().items() if fd not in before}
+    if opened:
+        kinds = ", ".join(sorted({_kind(t) for t in opened.values()}))
         return (
-            "importing the handler created an asyncio event loop (an epoll descriptor), "
-            "which forked workers cannot share"
+            f"importing the handler left {len(opened)} descriptor(s) open: {kinds}; "
+            "forked workers cannot share them"
         )
     return None
 
@@ -244,6 +255,7 @@ def _run_template(channel: int, control: socket.socket) -> None:
     """A new template: import the handler, then fork workers, or serve as a worker itself
     if that is not safe."""
     capture = bootstrap.prepare_process()
+    before = set(open_descriptors())
     start = time.perf_counter()
     try:
         handler = bootstrap.load_handler(os.environ["_HANDLER"])
@@ -251,7 +263,7 @@ def _run_template(channel: int, control: socket.socket) -> None:
         bootstrap.report_init_error(channel, exc, capture)
         return
     init_ms = (time.perf_counter() - start) * 1000
-    reason = fork_unsafe_reason()
+    reason = fork_unsafe_reason(before)
     if reason is not None:
         ForkLoop(control).send({"t": "template_unsafe", "reason": reason})
         control.close()
