@@ -87,4 +87,8 @@ def worker_environment(
     if fv.layer_dir:
         env["PYFAAS_LAYER_DIR"] = fv.layer_dir
     env.update(fv.environment)
+    # After the function's own variables: the executor sends as many at once as this says.
+    env.pop("PYFAAS_CONCURRENCY", None)
+    if fv.concurrency_per_worker > 1:
+        env["PYFAAS_CONCURRENCY"] = str(fv.concurrency_per_worker)
     return env
