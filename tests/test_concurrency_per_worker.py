@@ -25,6 +25,13 @@ ASYNC_SLEEPER = {
     "handler.py": (
         "import asyncio, logging, os, threading\n"
         "active = peak = 0\n"
+        "def ancestors():\n"
+        "    pids, pid = [], os.getpid()\n"
+        "    for _ in range(3):\n"
+        "        stat = open(f'/proc/{pid}/stat').read()\n"
+        "        pid = int(stat.rsplit(')', 1)[1].split()[1])\n"
+        "        pids.append(pid)\n"
+        "    return pids\n"
         "async def handler(event, context):\n"
         "    global active, peak\n"
         "    active += 1\n"
@@ -37,7 +44,8 @@ ASYNC_SLEEPER = {
         "    print('after', tag)\n"
         "    active -= 1\n"
         "    return {'pid': os.getpid(), 'id': context.aws_request_id, 'tag': tag,\n"
-        "            'thread': threading.get_ident(), 'remaining': remaining, 'peak': peak}\n"
+        "            'thread': threading.get_ident(), 'remaining': remaining, 'peak': peak,\n"
+        "            'ancestors': ancestors()}\n"
     )
 }
 
@@ -145,7 +153,9 @@ def test_a_worker_takes_n_invocations_before_another_worker_starts(api: httpx.Cl
     assert stats(api, name)["cold_starts"] == 1, "the deploy's worker and one more"
 
 
-def test_a_cold_burst_starts_one_worker_per_n_calls(api: httpx.Client) -> None:
+def test_a_cold_burst_starts_one_worker_per_n_calls_forked_from_a_template(
+    api: httpx.Client, srv: ServerProcess
+) -> None:
     name = unique("burst")
     response = deploy(api, name, ASYNC_SLEEPER, concurrency_per_worker=4, idle_timeout_s=1)
     assert response.status_code == 201, response.text
@@ -156,6 +166,12 @@ def test_a_cold_burst_starts_one_worker_per_n_calls(api: httpx.Client) -> None:
     assert sorted(pids.count(p) for p in set(pids)) == [4, 4], pids
     cold = [r for r in responses if "x-pyfaas-init-duration-ms" in r.headers]
     assert len(cold) == 2, "one cold start per worker"
+    # worker <- the version's template <- the zygote <- the server: the template stayed
+    # single-threaded (the loop and the threads come after the fork) and forked both.
+    lineages = {tuple(r.json()["ancestors"]) for r in responses}
+    assert len(lineages) == 1, lineages
+    template, _, server = lineages.pop()
+    assert server == srv.proc.pid and template not in pids
 
 
 @pytest.mark.parametrize("code", [ASYNC_SLEEPER, SYNC_SLEEPER], ids=["async", "sync"])

@@ -409,29 +409,28 @@ class WorkerProcess:
             return await asyncio.wait_for(asyncio.shield(self._channel.exited), 2.0)
         return None
 
-    def _cancel(self, n: int) -> asyncio.Future[dict[str, Any]] | None:
-        """Tell a worker serving several invocations that invocation ``n`` is over; return
-        the future of its answer (None if the worker is gone)."""
-        channel = self._channel
-        channel.pending.pop(n, None)
-        if channel.lost:
-            return None
-        answer = channel.pending[n] = asyncio.get_running_loop().create_future()
-        channel.write(encode({"t": "cancel", "n": n}))
-        return answer
+    def _cancel(self, n: int) -> None:
+        """Tell a worker serving several invocations that invocation ``n`` is over (it
+        answers with what the invocation wrote so far)."""
+        self._channel.pending.pop(n, None)
+        if not self._channel.lost:
+            self._channel.write(encode({"t": "cancel", "n": n}))
 
     async def _cancel_keeping_output(self, n: int) -> str:
         """Invocation ``n`` timed out on a worker that serves others too: the worker answers
         with what it wrote (best effort, within a grace period); nothing is killed here."""
-        answer = self._cancel(n)
-        if answer is None:
+        channel = self._channel
+        if channel.lost:
             return ""
+        answer = asyncio.get_running_loop().create_future()
+        self._cancel(n)
+        channel.pending[n] = answer
         try:
             reply = await asyncio.wait_for(answer, _CANCEL_GRACE_S)
         except (TimeoutError, WorkerDied):
             return ""
         finally:
-            self._channel.pending.pop(n, None)
+            channel.pending.pop(n, None)
         logs: str = reply["logs"]
         return logs
 
