@@ -17,7 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ServerProcess, deploy, run_cli, serving, tidy_client, unique, wait_for
+from conftest import (
+    ServerProcess,
+    deploy,
+    post_many,
+    run_cli,
+    serving,
+    tidy_client,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +89,11 @@ SYNC_SLEEPER = {
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"PYFAAS_QUEUE_WAIT_S": "0.2", "PYFAAS_IDLE_TIMEOUT_S": "60"}
+    env = {
+        "PYFAAS_QUEUE_WAIT_S": "0.2",
+        "PYFAAS_IDLE_TIMEOUT_S": "60",
+        "PYFAAS_LIMIT_MAX_CONCURRENCY": "100",
+    }
     with serving(tmp_path_factory.mktemp("per-worker"), env) as server:
         yield server
 
@@ -141,6 +154,21 @@ def test_one_worker_serves_n_sleeps_at_once(
     assert all(2000 < b["remaining"] <= 3000 for b in bodies), "each has its own deadline"
     s = stats(api, name)
     assert (s["workers_busy"], s["workers_idle"], s["in_flight"]) == (0, 1, 0)
+
+
+def test_a_sync_worker_with_many_threads_fits_its_memory_limit(
+    api: httpx.Client, srv: ServerProcess
+) -> None:
+    # Each thread reserves a stack (8 MB of address space): 80 of them are more than the
+    # 128 MB function's address-space headroom alone would allow.
+    name = unique("threads80")
+    assert deploy(api, name, SYNC_SLEEPER, concurrency_per_worker=80).status_code == 201
+    bodies = [json.dumps({"sleep": 0.5}).encode()] * 80
+    replies = post_many(srv.url, f"/v1/functions/{name}/invoke", bodies, {}, concurrency=80)
+    assert [status for status, _ in replies] == [200] * 80, {b for _, b in replies}
+    results = [json.loads(body) for _, body in replies]
+    assert len({r["pid"] for r in results}) == 1
+    assert max(r["peak"] for r in results) > 40, "most of them at once"
 
 
 def test_a_worker_takes_n_invocations_before_another_worker_starts(api: httpx.Client) -> None:

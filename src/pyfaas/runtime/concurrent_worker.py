@@ -136,9 +136,16 @@ class ConcurrentWorker:
             running.task = self._loop.create_task(self._run_async(running))
             return
         # A fresh context per invocation: a pool thread keeps nothing of the last one it ran.
-        done = self._loop.run_in_executor(
-            self._pool, contextvars.Context().run, self._run_sync, running
-        )
+        try:
+            done = self._loop.run_in_executor(
+                self._pool, contextvars.Context().run, self._run_sync, running
+            )
+        except RuntimeError as exc:  # no thread could be started (address space, limits)
+            # The call stays queued in the pool: _run_sync skips it once it was answered.
+            del self._running[message["n"]]
+            body, _ = error_outcome(exc, message["id"])
+            self._reply(running, (body, True, True))
+            return
         done.add_done_callback(lambda future: self._finished_sync(running, future))
 
     def _cancel(self, n: int) -> None:
@@ -162,6 +169,8 @@ class ConcurrentWorker:
     def _run_sync(self, running: _Running) -> Outcome:
         """In a pool thread."""
         request_id = running.message["id"]
+        if running.message["n"] not in self._running:
+            return b"", True, True  # answered already (no thread could run it in time)
         try:
             event, context = self._begin(running)
             result = self._handler(event, context)
