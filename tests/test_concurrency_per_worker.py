@@ -233,6 +233,26 @@ def test_concurrent_invocations_each_log_their_own_lines(
     assert not any(f"tag{j}" in text for j in (0, 1, 3))
 
 
+def test_a_huge_print_is_truncated_per_invocation(api: httpx.Client) -> None:
+    name = unique("loud")
+    code = {
+        "handler.py": (
+            "import time\n"
+            "def handler(event, context):\n"
+            "    print('x' * event['size'])\n"
+            "    time.sleep(0.2)\n"
+            "    print('done', event['size'])\n"
+            "    return event['size']\n"
+        )
+    }
+    assert deploy(api, name, code, concurrency_per_worker=2).status_code == 201
+    loud, quiet = invoke_many(api, name, [{"size": 3_000_000}, {"size": 10}])
+    assert (loud.json(), quiet.json()) == (3_000_000, 10)
+    assert "bytes of log output truncated" in tail(loud)
+    assert "done 10" in tail(quiet) and "truncated" not in tail(quiet)
+    assert "x" * 20 not in tail(quiet)
+
+
 @pytest.mark.parametrize("code", [ASYNC_SLEEPER, SYNC_SLEEPER], ids=["async", "sync"])
 def test_a_timeout_fails_only_its_invocation_and_the_worker_is_replaced_after_the_others(
     api: httpx.Client, code: dict[str, str]
