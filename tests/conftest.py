@@ -240,3 +240,23 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached in {timeout} s")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving(home: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
+    """A ready server of its own (for a test module's fixture), stopped at the end."""
+    server = ServerProcess(home, env=env).wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def tidy_client(server: ServerProcess) -> Iterator[httpx.Client]:
+    """A client of ``server``; every function deployed meanwhile is deleted at the end
+    (reservations with them), so that tests sharing a server do not limit each other."""
+    with server.client() as client:
+        yield client
+        for function in client.get("/v1/functions").json()["functions"]:
+            client.delete(f"/v1/functions/{function['name']}")

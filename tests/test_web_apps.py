@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -441,3 +443,24 @@ def test_patch_switches_a_function_to_a_web_app_and_back(
     back = api.patch(f"/v1/functions/{name}", json={"wsgi": None})
     assert back.status_code == 200
     assert http(server, name, "GET", "/new")[2] == b"the new place"  # apig-wsgi again
+
+
+@pytest.mark.parametrize(
+    ("kind", "directory", "spec"),
+    [("wsgi", "flask_site", "app:app"), ("asgi", "fastapi_site", "main:app")],
+)
+def test_a_web_app_serves_several_requests_at_once_in_one_worker(
+    server: ServerProcess, kind: str, directory: str, spec: str
+) -> None:
+    """concurrency_per_worker: a WSGI app on the worker's threads, an ASGI app as tasks on
+    the worker's one event loop (its lifespan's loop)."""
+    name = deployed(server, directory, kind, concurrency_per_worker=4, **{kind: spec})
+    http(server, name, "GET", "/slow?s=0")  # the worker is up
+    with ThreadPoolExecutor(4) as pool:
+        started = time.monotonic()
+        answers = list(pool.map(lambda _: http(server, name, "GET", "/slow?s=0.6"), range(4)))
+        took = time.monotonic() - started
+    assert [status for status, _, _ in answers] == [200] * 4
+    pids = {json.loads(body)["pid"] for _, _, body in answers}
+    assert len(pids) == 1, "one worker served all four"
+    assert took < 4 * 0.6 * 0.75, f"four 0.6 s requests took {took:.2f} s: not at once"

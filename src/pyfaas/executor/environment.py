@@ -22,6 +22,8 @@ RUNTIME_PATH = str(Path(pyfaas.__file__).resolve().parent.parent)
 # each call against memory_mb itself (results.from_reply). A cgroup's memory.max would be
 # the exact tool, but these machines run cgroup v1 without per-process delegation.
 ADDRESS_SPACE_HEADROOM_MB = 512
+# A worker that serves N invocations at once may run N handler threads: their stacks too.
+THREAD_STACK_MB = 8
 
 
 # Variables read once, when the interpreter (or the C library) starts: a forked worker keeps
@@ -57,6 +59,12 @@ def forkable(fv: FunctionVersion) -> bool:
     return not any(name.startswith(_READ_AT_START) for name, _ in fv.environment)
 
 
+def address_space_mb(fv: FunctionVersion) -> int:
+    """The RLIMIT_AS of fv's workers: memory_mb, the headroom, a stack per extra thread."""
+    threads = fv.concurrency_per_worker - 1
+    return fv.memory_mb + ADDRESS_SPACE_HEADROOM_MB + THREAD_STACK_MB * threads
+
+
 def worker_environment(
     fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
 ) -> dict[str, str]:
@@ -82,9 +90,13 @@ def worker_environment(
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{fv.runtime}",
         # Read (and removed from os.environ) by the bootstrap before user code runs.
         "PYFAAS_LOG_CAP_BYTES": str(limits.log_bytes_per_invocation),
-        "PYFAAS_ADDRESS_SPACE_BYTES": str((fv.memory_mb + ADDRESS_SPACE_HEADROOM_MB) << 20),
+        "PYFAAS_ADDRESS_SPACE_BYTES": str(address_space_mb(fv) << 20),
     }
     if fv.layer_dir:
         env["PYFAAS_LAYER_DIR"] = fv.layer_dir
     env.update(fv.environment)
+    # After the function's own variables: the executor sends as many at once as this says.
+    env.pop("PYFAAS_CONCURRENCY", None)
+    if fv.concurrency_per_worker > 1:
+        env["PYFAAS_CONCURRENCY"] = str(fv.concurrency_per_worker)
     return env

@@ -36,12 +36,22 @@ class _Counters:
 log = logging.getLogger("pyfaas.executor")
 
 
+@dataclass(eq=False)
+class _Launch:
+    """A cold start under way in a pool whose workers serve several invocations: callers
+    that find no worker with room join it (``claims``) rather than start one each."""
+
+    worker: asyncio.Future[WorkerProcess]
+    claims: int = 1
+
+
 @dataclass
 class _Pool:
     """Workers of one function version: idle ones (most recently used last) and busy ones.
 
     Idle workers are taken from the end (LIFO): the warmest serve, and the ones at the front
-    age out, so a pool shrinks back after a burst.
+    age out, so a pool shrinks back after a burst. With ``concurrency_per_worker`` N > 1, a
+    busy worker takes more invocations while its ``load`` is under N.
     """
 
     fv: FunctionVersion
@@ -49,6 +59,12 @@ class _Pool:
     busy: set[WorkerProcess] = field(default_factory=set)
     starting: int = 0  # cold starts under way: the pool is in use though it holds no worker
     retired: bool = False
+    launches: list[_Launch] = field(default_factory=list)
+
+    @property
+    def provisioned_workers(self) -> int:
+        """Workers that keep ``fv.provisioned_concurrency`` invocations ready."""
+        return -(-self.fv.provisioned_concurrency // self.fv.concurrency_per_worker)
 
     @property
     def size(self) -> int:
@@ -111,7 +127,7 @@ class LocalExecutor:
         """
         self._check_open()
         pool = self._pool(fv)
-        missing = fv.provisioned_concurrency - pool.size
+        missing = pool.provisioned_workers - pool.size
         if missing <= 0:
             return 0
         pool.starting += missing
@@ -140,32 +156,115 @@ class LocalExecutor:
         Whatever the handler does (raise, time out, crash, exhaust memory) comes back as a
         result with ``function_error`` set. Raises ServiceUnavailable when the executor is
         closed, or closes during the call, or cannot start a process.
+
+        A worker that serves several invocations at once (``concurrency_per_worker`` > 1) and
+        must not serve again (a timeout, sys.exit, out of memory) takes no new ones and is
+        stopped when those still on it have ended, each by its own deadline. A crash fails
+        exactly the invocations in flight on that worker.
         """
         counters = self._counters.setdefault(fv.name, _Counters())
         counters.invocations += 1
+        if fv.concurrency_per_worker > 1:
+            acquire, release = self._acquire_shared, self._release_shared
+        else:
+            acquire, release = self._acquire, self._release
         try:
-            worker, init_ms = await self._acquire(fv, counters)
+            worker, init_ms = await acquire(fv, counters)
         except HandlerInitFailed as exc:
             return results.init_failed(fv, request, exc.code, exc.message, exc.logs)
         kind = None if init_ms is None else worker.start_kind
         try:
             reply = await worker.invoke(request, fv.timeout_s)
         except WorkerTimedOut as exc:
-            self._discard(worker)
+            release(worker, False)
             self._check_open()
             counters.timeouts += 1
             return results.timed_out(fv, request, init_ms, exc.logs, kind)
         except WorkerDied as exc:
-            self._discard(worker)
+            release(worker, False)
             self._check_open()  # close() stopped it: not the handler's doing
             counters.crashes += 1
             return results.crashed(fv, request, init_ms, str(exc), kind)
         except BaseException:  # cancelled: the worker's state is unknown
-            self._discard(worker)
+            release(worker, False)
             raise
         result, reusable = results.from_reply(fv, request, reply, init_ms, kind)
-        self._release(worker, reusable)
+        release(worker, reusable)
         return result
+
+    async def _acquire_shared(
+        self, fv: FunctionVersion, counters: _Counters
+    ) -> tuple[WorkerProcess, float | None]:
+        """A slot on a worker of ``fv`` (its ``load`` counts it) and the init ms if the
+        worker is new: the busiest worker with room (so the others can go idle and age
+        out), else an idle one, else a cold start under way with room, else a new one."""
+        self._check_open()
+        pool = self._pool(fv)
+        per_worker = fv.concurrency_per_worker
+        best: WorkerProcess | None = None
+        for worker in pool.busy:
+            has_room = worker.load < per_worker and not worker.draining and worker.alive
+            if has_room and (best is None or worker.load > best.load):
+                best = worker
+        if best is not None:
+            best.load += 1
+            return best, None
+        while pool.idle:
+            worker = pool.idle.pop()
+            if worker.alive:
+                worker.load = 1
+                pool.busy.add(worker)
+                return worker, None
+            self._discard(worker)
+        for launch in pool.launches:
+            if launch.claims < per_worker:
+                launch.claims += 1
+                try:
+                    worker = await asyncio.shield(launch.worker)
+                except asyncio.CancelledError:
+                    started = launch.worker
+                    if not started.done():
+                        launch.claims -= 1  # not counted in the new worker's load yet
+                    elif started.exception() is None:
+                        self._release_shared(started.result(), reusable=True)
+                    raise
+                return worker, None
+        launch = _Launch(asyncio.get_running_loop().create_future())
+        pool.launches.append(launch)
+        pool.starting += 1
+        try:
+            worker = await self._start_worker(fv)
+        except BaseException as exc:
+            launch.worker.set_exception(exc)
+            launch.worker.exception()  # retrieved here if nobody joined
+            raise
+        else:
+            worker.load = launch.claims
+            pool.busy.add(worker)  # a retired pool's worker is stopped by its last release
+            launch.worker.set_result(worker)
+        finally:
+            pool.starting -= 1
+            pool.launches.remove(launch)
+        counters.cold_starts += 1
+        return worker, worker.init_ms
+
+    def _release_shared(self, worker: WorkerProcess, reusable: bool) -> None:
+        """One invocation on ``worker`` ended. A worker that must not serve again takes no
+        more and is stopped once the last one on it has ended; one with nothing in flight
+        goes idle."""
+        worker.load -= 1
+        pool = self._pools.get(worker.fv.pool_key)
+        # Its pool is gone or no longer holds it: retired, or the executor closed.
+        if not reusable or pool is None or worker not in pool.busy:
+            worker.draining = True
+        if worker.load > 0:
+            return
+        if worker.draining or pool is None:
+            self._discard(worker)
+            return
+        pool.busy.discard(worker)
+        worker.last_used = time.monotonic()
+        pool.idle.append(worker)
 
     async def retire(self, name: str, keep: FunctionVersion | None = None) -> None:
         """Stop the workers of ``name``'s versions (but ``keep``'s), e.g. on update/delete.
@@ -247,7 +346,8 @@ class LocalExecutor:
         return worker, worker.init_ms
 
     def _release(self, worker: WorkerProcess, reusable: bool) -> None:
-        """Back to idle after an invocation, or stopped if it must not serve again."""
+        """Back to idle after an invocation, or stopped if it must not serve again (or is
+        dead, or its state is unknown)."""
         pool = self._pools.get(worker.fv.pool_key)
         if pool is None or worker not in pool.busy:
             # Retired (or the executor closed) while it ran.
@@ -323,7 +423,7 @@ class LocalExecutor:
                 stale += [self._discard(w) for w in dead]
                 pool.idle = [w for w in pool.idle if w.alive]  # oldest first
                 cutoff = now - self._idle_timeout(pool.fv)
-                removable = pool.size - pool.fv.provisioned_concurrency
+                removable = pool.size - pool.provisioned_workers
                 keep: list[WorkerProcess] = []
                 for worker in pool.idle:
                     if removable > 0 and worker.last_used <= cutoff:
@@ -332,7 +432,7 @@ class LocalExecutor:
                     else:
                         keep.append(worker)
                 pool.idle = keep
-                if pool.size < pool.fv.provisioned_concurrency and not pool.retired:
+                if pool.size < pool.provisioned_workers and not pool.retired:
                     self._top_up(pool.fv)
                 elif not pool.size:
                     del self._pools[key]

@@ -20,6 +20,9 @@ from pyfaas.runtime.wire import FrameDecoder, encode
 _BOOTSTRAP = ("-m", "pyfaas.runtime.bootstrap")
 # How long a worker may take to import its handler. Lambda allows 10 s of init.
 _INIT_TIMEOUT_S = 10.0
+# How long a worker serving several invocations has to answer for one that timed out (with
+# what it logged) before the executor gives up on its logs.
+_CANCEL_GRACE_S = 0.5
 
 
 class WorkerDied(Exception):
@@ -59,11 +62,16 @@ class WorkerTimedOut(TimeoutError):
 
 
 class _Channel:
-    """Frames from the worker as they arrive, resolving the waiting future; its exit."""
+    """Frames from the worker as they arrive, resolving the waiting future; its exit.
+
+    ``waiter`` waits for the handshake; ``pending`` for replies, by the ``n`` of the invoke
+    frame they answer (a worker may have several invocations in flight).
+    """
 
     def __init__(self) -> None:
         self.decoder = FrameDecoder()
         self.waiter: asyncio.Future[dict[str, Any]] | None = None
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
 
     def write(self, data: bytes) -> None:
@@ -83,12 +91,18 @@ class _Channel:
 
     def _received(self, data: bytes) -> None:
         for message in self.decoder.feed(data):
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_result(message)
+            n = message.get("n")
+            waiter = self.waiter if n is None else self.pending.pop(n, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
 
     def _fail(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(WorkerDied(None))
+        pending, self.pending = self.pending, {}
+        for waiter in pending.values():  # every invocation in flight on it, none other
+            if not waiter.done():
+                waiter.set_exception(WorkerDied(None))
 
     def set_exited(self, returncode: int | None) -> None:
         if not self.exited.done():
@@ -182,7 +196,8 @@ class SocketChannel(_Channel, asyncio.Protocol):
 
 
 class WorkerProcess:
-    """A running worker for one function version. One invocation at a time.
+    """A running worker for one function version: one invocation at a time, or up to its
+    function's ``concurrency_per_worker``.
 
     Life cycle: :meth:`spawn` (the process exists), :meth:`handshake` (the handler is
     imported), any number of :meth:`invoke`, then :meth:`stop`, which is idempotent.
@@ -210,6 +225,13 @@ class WorkerProcess:
         self.import_ms = 0.0
         self.last_used = time.monotonic()
         self.invocations = 0
+        # The executor's bookkeeping when the function serves several invocations per worker:
+        # how many it sent here, and whether the worker takes no more (then it is stopped
+        # once load is back to 0).
+        self.load = 0
+        self.draining = False
+        self._shared = fv.concurrency_per_worker > 1
+        self._sent = 0
         self._asked_at = time.perf_counter() if asked_at is None else asked_at
         self._channel = channel
         self._scratch = scratch
@@ -344,12 +366,14 @@ class WorkerProcess:
         channel = self._channel
         if channel.lost:  # died while idle: the exit was seen with nobody waiting
             raise WorkerDied(await self._returncode())
-        waiter = channel.waiter = asyncio.get_running_loop().create_future()
+        n = self._sent = self._sent + 1
+        waiter = channel.pending[n] = asyncio.get_running_loop().create_future()
         self.invocations += 1
         channel.write(
             encode(
                 {
                     "t": "invoke",
+                    "n": n,
                     "id": request.request_id,
                     "payload": request.payload,
                     "deadline_ms": time.time() * 1000 + timeout_s * 1000,
@@ -362,11 +386,15 @@ class WorkerProcess:
         timer = asyncio.get_running_loop().call_later(timeout_s, _expire, waiter)
         try:
             reply: dict[str, Any] = await waiter
-            channel.waiter = None
         except TimeoutError:
+            if self._shared:
+                raise WorkerTimedOut(await self._cancel_keeping_output(n)) from None
             raise WorkerTimedOut(await self._kill_keeping_output()) from None
         except asyncio.CancelledError:
-            self.kill()
+            if self._shared:
+                self._cancel(n)  # the others on it go on; the executor drains the worker
+            else:
+                self.kill()
             raise
         except WorkerDied:
             raise WorkerDied(await self._returncode()) from None
@@ -380,6 +408,31 @@ class WorkerProcess:
         with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(asyncio.shield(self._channel.exited), 2.0)
         return None
+
+    def _cancel(self, n: int) -> None:
+        """Tell a worker serving several invocations that invocation ``n`` is over (it
+        answers with what the invocation wrote so far)."""
+        self._channel.pending.pop(n, None)
+        if not self._channel.lost:
+            self._channel.write(encode({"t": "cancel", "n": n}))
+
+    async def _cancel_keeping_output(self, n: int) -> str:
+        """Invocation ``n`` timed out on a worker that serves others too: the worker answers
+        with what it wrote (best effort, within a grace period); nothing is killed here."""
+        channel = self._channel
+        if channel.lost:
+            return ""
+        answer = asyncio.get_running_loop().create_future()
+        self._cancel(n)
+        channel.pending[n] = answer
+        try:
+            reply = await asyncio.wait_for(answer, _CANCEL_GRACE_S)
+        except (TimeoutError, WorkerDied):
+            return ""
+        finally:
+            channel.pending.pop(n, None)
+        logs: str = reply["logs"]
+        return logs
 
     def kill(self) -> None:
         """SIGKILL the worker and anything it started (its own process group). Non-blocking."""

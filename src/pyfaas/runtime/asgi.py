@@ -19,7 +19,7 @@ from pyfaas.runtime.http_payload import HttpRequest, build_response, internal_er
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from typing import Any
 
     Message = dict[str, Any]
@@ -69,11 +69,20 @@ class AsgiHandler(WorkerLifecycle):
         finally:
             loop.close()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The worker's event loop (made by :meth:`start`): a worker serving several
+        invocations at once runs them on it, as tasks of :meth:`handle_async`."""
+        return self._loop
+
     def __call__(self, event: dict[str, Any], context: object) -> dict[str, Any]:
         if self._loop is None:
             self.start()  # called outside a pyfaas worker (a test, a script)
         assert self._loop is not None
         return self._loop.run_until_complete(self._handle(event, context))
+
+    def handle_async(self, event: dict[str, Any], context: object) -> Awaitable[dict[str, Any]]:
+        return self._handle(event, context)
 
     async def _handle(self, event: dict[str, Any], context: object) -> dict[str, Any]:
         request = parse_event(event)

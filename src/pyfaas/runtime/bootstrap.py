@@ -1,4 +1,5 @@
-"""A worker process: import the handler once, then run invocations one at a time.
+"""A worker process: import the handler once, then run invocations, one at a time unless
+the function sets ``concurrency_per_worker`` (then see concurrent_worker.py).
 
 Started by the executor as ``python -m pyfaas.runtime.bootstrap`` with a scrubbed
 environment, or forked from the zygote (see zygote.py) which then calls :func:`main`.
@@ -8,6 +9,7 @@ captured per invocation (see capture.py).
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import logging
@@ -34,6 +36,11 @@ if TYPE_CHECKING:
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 _request_id = ""
+# Set per invocation only in a worker serving several at once; else _request_id holds.
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("pyfaas_request_id")
+# Invocations one worker serves at once (the function's concurrency_per_worker).
+_concurrency = 1
+_log_handler: logging.StreamHandler | None = None  # type: ignore[type-arg]
 # Frames from these directories are the platform's, not the user's: Lambda's stackTrace
 # shows only the handler's own frames (an async handler's come through asyncio's).
 _PLATFORM_DIRS = (
@@ -44,13 +51,14 @@ _PLATFORM_DIRS = (
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.aws_request_id = _request_id
+        record.aws_request_id = request_id_var.get(_request_id)
         return True
 
 
 def _install_logging() -> None:
     """Root logger output in Lambda's text format: [LEVEL] time request-id message."""
-    handler = logging.StreamHandler(sys.stderr)
+    global _log_handler
+    handler = _log_handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter(
         "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
         "%Y-%m-%dT%H:%M:%S",
@@ -205,13 +213,38 @@ class PeakMemory:
         return self._peak_kb
 
 
+def marshal_result(result: Any, request_id: str) -> tuple[bytes, bool]:
+    """The handler's result as JSON bytes, and whether that is an error (MarshalError)."""
+    try:
+        return json.dumps(result, separators=(",", ":")).encode(), False
+    except (TypeError, ValueError) as exc:
+        error = ValueError(f"Unable to marshal response: {exc}")
+        return _error_body(error, request_id, "Runtime.MarshalError"), True
+
+
+def error_outcome(exc: BaseException, request_id: str) -> tuple[bytes, bool]:
+    """Lambda's error body for what the handler raised, and whether the worker must be
+    recycled (out of memory, sys.exit(), KeyboardInterrupt and the like)."""
+    if isinstance(exc, MemoryError):
+        return _error_body(exc, request_id, "Runtime.OutOfMemory"), True
+    if isinstance(exc, Exception):
+        return _error_body(exc, request_id), False
+    if isinstance(exc, SystemExit):
+        # Lambda treats sys.exit() in a handler as the runtime exiting: report it so.
+        status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        reason = f"Runtime exited with error: exit status {status}"
+        error = RuntimeError(f"RequestId: {request_id} Error: {reason}")
+        return _error_body(error, request_id, "Runtime.ExitError"), True
+    return _error_body(exc, request_id, "Runtime.ExitError"), True
+
+
 class Worker:
-    """The invoke loop of one worker process."""
+    """The invoke loop of one worker process: one invocation at a time."""
 
     def __init__(self, handler: Callable[..., Any], capture: OutputCapture, out_fd: int) -> None:
         self._handler = handler
         code = getattr(handler, "__code__", None)
-        self._is_coroutine = bool(code is not None and code.co_flags & _CO_COROUTINE)
+        self.is_coroutine = bool(code is not None and code.co_flags & _CO_COROUTINE)
         self._capture = capture
         self._out = out_fd
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -225,56 +258,36 @@ class Worker:
             "log_stream_name": env["AWS_LAMBDA_LOG_STREAM_NAME"],
         }
 
-    def invoke(self, message: dict[str, Any]) -> dict[str, Any]:
-        global _request_id
-        request_id = _request_id = message["id"]
-        context = LambdaContext(
+    def context(self, message: dict[str, Any]) -> LambdaContext:
+        """The handler's context object for the invocation ``message`` asks for."""
+        return LambdaContext(
             invoked_function_arn=message["arn"],
-            aws_request_id=request_id,
+            aws_request_id=message["id"],
             deadline_ms=message["deadline_ms"],
             client_context=message.get("client_context"),
             **self._static,
         )
+
+    def invoke(self, message: dict[str, Any]) -> dict[str, Any]:
+        global _request_id
+        request_id = _request_id = message["id"]
+        context = self.context(message)
         error = recycle = False
         start = time.perf_counter()
         try:
             payload = message["payload"]
             event = json.loads(payload) if payload else {}
             result = self._handler(event, context)
-            if self._is_coroutine or isinstance(result, Awaitable):
+            if self.is_coroutine or isinstance(result, Awaitable):
                 result = self._event_loop().run_until_complete(result)
-            try:
-                body = json.dumps(result, separators=(",", ":")).encode()
-            except (TypeError, ValueError) as exc:
-                error = True
-                body = _error_body(
-                    ValueError(f"Unable to marshal response: {exc}"),
-                    request_id,
-                    "Runtime.MarshalError",
-                )
-        except MemoryError as exc:
-            error = recycle = True
-            body = _error_body(exc, request_id, "Runtime.OutOfMemory")
-        except Exception as exc:
+            body, error = marshal_result(result, request_id)
+        except BaseException as exc:  # whatever the handler did, the caller gets an answer
             error = True
-            body = _error_body(exc, request_id)
-        except SystemExit as exc:
-            # Lambda treats sys.exit() in a handler as the runtime exiting: report it so.
-            error = recycle = True
-            status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-            reason = f"Runtime exited with error: exit status {status}"
-            body = _error_body(
-                RuntimeError(f"RequestId: {request_id} Error: {reason}"),
-                request_id,
-                "Runtime.ExitError",
-            )
-        except BaseException as exc:  # KeyboardInterrupt and the like, from user code
-            error = recycle = True
-            body = _error_body(exc, request_id, "Runtime.ExitError")
+            body, recycle = error_outcome(exc, request_id)
         duration_ms = (time.perf_counter() - start) * 1000
         return {
             "t": "result",
-            "id": request_id,
+            "n": message["n"],
             "body": body,
             "error": error,
             "duration_ms": duration_ms,
@@ -319,8 +332,15 @@ def prepare_process() -> OutputCapture:
     """Everything a worker does before importing the handler: capture its output, install
     Lambda's log format, set sys.path (code, then layer), apply the memory limit. Consumes
     the PYFAAS_* variables from os.environ."""
+    global _concurrency
     capture = OutputCapture(os.getcwd(), int(os.environ.pop("PYFAAS_LOG_CAP_BYTES", "1048576")))
     _install_logging()
+    _concurrency = int(os.environ.pop("PYFAAS_CONCURRENCY", "1"))
+    if _concurrency > 1:
+        # Imported now, before the handler: a template then forks workers that have them.
+        # Importing starts no thread; the loop and the thread pool come after the fork.
+        import asyncio  # noqa: F401
+        import concurrent.futures  # noqa: F401
     task_root = os.environ["LAMBDA_TASK_ROOT"]
     layer = os.environ.pop("PYFAAS_LAYER_DIR", "")
     # The working directory is scratch space, not code: keep it off the import path.
@@ -359,7 +379,14 @@ def serve(
             return
         init_ms += (time.perf_counter() - start) * 1000
     wire.write_frame(out_fd, {"t": "ready", "init_ms": init_ms})
-    Worker(handler, capture, out_fd).serve(in_fd)
+    worker = Worker(handler, capture, out_fd)
+    if _concurrency == 1:
+        worker.serve(in_fd)
+    else:
+        from pyfaas.runtime.concurrent_worker import ConcurrentWorker
+
+        assert _log_handler is not None
+        ConcurrentWorker(worker, handler, capture, _log_handler, _concurrency).serve(in_fd, out_fd)
     if lifecycle is not None:
         lifecycle.stop()
 

@@ -49,6 +49,11 @@ class OutputCapture:
         for stream in (sys.stdout, sys.stderr):
             stream.reconfigure(line_buffering=True, errors="backslashreplace")  # type: ignore[union-attr]
 
+    @property
+    def cap_bytes(self) -> int:
+        """The most of one invocation's output that is kept."""
+        return self._cap
+
     def take(self) -> str:
         """Flush and return what was written (truncated to the cap), then start afresh."""
         for stream in (sys.stdout, sys.stderr):

@@ -51,7 +51,13 @@ if TYPE_CHECKING:
     Child = Callable[[], None]
 
 _MAX_MESSAGE = 1 << 18
-_INTERNAL = ("PYFAAS_LOG_CAP_BYTES", "PYFAAS_ADDRESS_SPACE_BYTES", "PYFAAS_LAYER_DIR")
+# Read by a template once for its whole version (see bootstrap.prepare_process).
+_INTERNAL = (
+    "PYFAAS_LOG_CAP_BYTES",
+    "PYFAAS_ADDRESS_SPACE_BYTES",
+    "PYFAAS_LAYER_DIR",
+    "PYFAAS_CONCURRENCY",
+)
 
 
 def thread_count() -> int:

@@ -4,6 +4,10 @@ Lambda's rules. A function with reserved concurrency R never has more than R inv
 flight, and R is carved out of the server's total: functions without a reservation share what
 the reservations leave. Past its limit a call waits up to ``wait_s`` for a slot (first come,
 first served), then is throttled with TooManyRequests.
+
+Concurrency here is invocations in flight, never workers: a function whose workers each serve
+``concurrency_per_worker`` N invocations at once still has at most R calls in flight under a
+reservation R (the executor packs them, N to a worker).
 """
 
 from __future__ import annotations

@@ -151,3 +151,9 @@ async def request_info(request: Request):
         "custom": request.headers.get("x-custom"),
         "request_id": request.scope["aws.context"].aws_request_id,
     }
+
+
+@app.get("/slow")
+async def slow(s: float = 0.5):
+    await asyncio.sleep(s)
+    return {"pid": os.getpid()}

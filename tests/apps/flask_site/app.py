@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import time
 
 from flask import Flask, jsonify, make_response, redirect, request, url_for
 
@@ -102,3 +103,9 @@ def request_info():
         request_id=context.aws_request_id,
         pid=os.getpid(),
     )
+
+
+@app.get("/slow")
+def slow():
+    time.sleep(float(request.args.get("s", "0.5")))
+    return jsonify(pid=os.getpid())
