@@ -35,6 +35,13 @@ from pyfaas.api.functions import (
 from pyfaas.api.invoke import invoke_function
 from pyfaas.api.logs import function_logs
 from pyfaas.api.responses import JSONResponse
+from pyfaas.api.schedules import (
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    patch_schedule,
+)
 from pyfaas.api.services import ApiServices
 from pyfaas.model import PyfaasError
 
@@ -86,6 +93,11 @@ ROUTES = [
     Route("/v1/dlq", list_dead_letters, methods=["GET"]),
     Route("/v1/dlq/redrive", redrive_dead_letters, methods=["POST"]),
     Route("/v1/dlq/{request_id}", show_dead_letter, methods=["GET"]),
+    Route("/v1/functions/{name}/schedules", list_schedules, methods=["GET"]),
+    Route("/v1/functions/{name}/schedules", create_schedule, methods=["POST"]),
+    Route("/v1/functions/{name}/schedules/{id}", get_schedule, methods=["GET"]),
+    Route("/v1/functions/{name}/schedules/{id}", patch_schedule, methods=["PATCH"]),
+    Route("/v1/functions/{name}/schedules/{id}", delete_schedule, methods=["DELETE"]),
 ]
 
 

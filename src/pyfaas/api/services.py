@@ -8,6 +8,7 @@ from pathlib import Path
 from starlette.requests import Request
 
 from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.control.schedules import ScheduleService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
 
@@ -21,6 +22,7 @@ class ApiServices:
     scaler: Scaler
     limits: Limits
     upload_dir: Path
+    schedules: ScheduleService
 
 
 def services(request: Request) -> ApiServices:
