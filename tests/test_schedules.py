@@ -654,3 +654,13 @@ def test_eventbridge_day_of_week_counts_from_sunday_as_1(day: int, hour: int, st
     assert 0 < slot - after <= 7 * 86400
     standard = parse(f"0 {hour} * * {day - 1}").next_after(after, 0)
     assert standard == slot, "the same day in 5-field cron (0 = Sunday)"
+
+
+@pytest.mark.parametrize("poll", ["0", "61", "soon"])
+def test_a_bad_schedule_poll_stops_the_server_before_it_starts(tmp_path: Path, poll: str) -> None:
+    result = run_cli(
+        "serve", "--home", str(tmp_path), env={"PYFAAS_SCHEDULE_POLL_S": poll}, timeout=60
+    )
+    assert result.returncode == 1
+    assert "schedule_poll_s" in result.stderr or "soon" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
