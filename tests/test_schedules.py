@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -550,8 +551,9 @@ def test_schedules_survive_a_restart_and_missed_slots_follow_their_policy(tmp_pa
 def test_two_servers_on_one_postgres_fire_each_slot_once(tmp_path: Path) -> None:
     out = tmp_path / "runs.jsonl"
     with postgres_database() as url:
-        env = {**FAST, "PYFAAS_DATABASE_URL": url}
-        servers = [ServerProcess(tmp_path / "home", env=env).wait_ready() for _ in range(2)]
+        # One PYFAAS_HOME (code is stored on a file system both see), a log file each.
+        env = {**FAST, "PYFAAS_DATABASE_URL": url, "PYFAAS_HOME": str(tmp_path / "home")}
+        servers = [ServerProcess(tmp_path / f"server{i}", env=env).wait_ready() for i in range(2)]
         try:
             with servers[0].client() as api:
                 assert deploy(api, "shared", RECORDER, environment={"OUT": str(out)}).is_success
@@ -573,6 +575,16 @@ def test_two_servers_on_one_postgres_fire_each_slot_once(tmp_path: Path) -> None
                 server.stop()
         logs = [server.log_path.read_text(errors="replace") for server in servers]
         assert all("Traceback" not in log for log in logs), logs
+        # Both servers fired the slots; the queue kept one event of each.
+        counts = [
+            [
+                int(n)
+                for n in re.findall(r"scheduler stopped: (\d+) slots queued here, (\d+)", log)[0]
+            ]
+            for log in logs
+        ]
+        assert sum(queued for queued, _ in counts) == len(fired), counts
+        assert sum(already for _, already in counts) >= len(fired) - 2, counts
 
 
 # --- the rules, without a server -----------------------------------------------------------

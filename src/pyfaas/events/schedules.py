@@ -124,6 +124,8 @@ class Scheduler:
         self._poll_s = poll_s
         self.grace_s = max(0.25, 3 * poll_s)
         self.started_at = math.inf
+        self.queued = 0  # slots this server put in the queue
+        self.already_queued = 0  # slots it found queued by another server (same key)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -137,6 +139,11 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            log.info(
+                "scheduler stopped: %d slots queued here, %d found queued by another server",
+                self.queued,
+                self.already_queued,
+            )
 
     def wake(self) -> None:
         """Look at the schedules now (one was created or changed)."""
@@ -199,7 +206,7 @@ class Scheduler:
             payload = schedule.input.encode()
         else:
             payload = json.dumps(scheduled_event(schedule, fv, decision.fire)).encode()
-        request_id, _ = await self._enqueuer.submit(
+        request_id, new = await self._enqueuer.submit(
             NewEvent(
                 request_id=new_request_id(),
                 function=schedule.function,
@@ -208,4 +215,8 @@ class Scheduler:
                 enqueued_at=time.time(),
             )
         )
+        if new:
+            self.queued += 1
+        else:
+            self.already_queued += 1
         return Handled(schedule.id, decision.until, decision.fire, request_id)
