@@ -18,7 +18,7 @@ import functools
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,7 +71,7 @@ class Cron:
     """A cron expression in croniter's syntax, evaluated in ``zone``."""
 
     fields: str
-    zone: ZoneInfo
+    zone: tzinfo
 
     def next_after(self, t: float, anchor: float) -> float | None:
         try:
@@ -92,8 +92,11 @@ class Cron:
         return slot
 
 
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name``; raises InvalidRequest (code invalid_timezone)."""
+def zone(name: str) -> tzinfo:
+    """The IANA time zone ``name``; raises InvalidRequest (code invalid_timezone). UTC needs
+    no time zone database (a machine may have none)."""
+    if name == "UTC":
+        return UTC
     try:
         if len(name) > 64:
             raise ValueError(name)
@@ -167,7 +170,7 @@ _EB_FIELDS = (_MINUTE, _HOUR, _DOM, _MONTH, _EB_DOW, _YEAR)
 _UNIX_FIELDS = (_MINUTE, _HOUR, _DOM, _MONTH, _UNIX_DOW)
 
 
-def _eventbridge_cron(text: str, inner: str, tz: ZoneInfo) -> Cron:
+def _eventbridge_cron(text: str, inner: str, tz: tzinfo) -> Cron:
     parts = inner.split()
     if len(parts) == 5:
         raise _bad(
@@ -196,7 +199,7 @@ def _eventbridge_cron(text: str, inner: str, tz: ZoneInfo) -> Cron:
     return _checked(text, " ".join([*out[:5], "0", out[5]]), tz)
 
 
-def _unix_cron(text: str, line: str, tz: ZoneInfo) -> Cron:
+def _unix_cron(text: str, line: str, tz: tzinfo) -> Cron:
     if line.lower() in _UNIX_ALIASES:
         return _checked(text, line.lower(), tz)
     parts = line.split()
@@ -300,7 +303,7 @@ def _value(text: str, spec: _Field, token: str) -> int:
     raise _bad(text, f"{token!r} in the {spec.name} field is not {what}a number")
 
 
-def _checked(text: str, fields: str, tz: ZoneInfo) -> Cron:
+def _checked(text: str, fields: str, tz: tzinfo) -> Cron:
     """Let croniter confirm the expression and that it still has a slot to come."""
     cron = Cron(fields, tz)
     try:
