@@ -113,6 +113,7 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "invocation_logs",
         "async_events",
         "function_urls",
+        "schedules",
     }
     assert before["revision"] == HEAD
 

@@ -35,6 +35,13 @@ from pyfaas.api.functions import (
 from pyfaas.api.invoke import invoke_function
 from pyfaas.api.logs import function_logs
 from pyfaas.api.responses import JSONResponse
+from pyfaas.api.schedules import (
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    patch_schedule,
+)
 from pyfaas.api.services import ApiServices
 from pyfaas.api.urls import URL_METHODS, create_url, delete_url, get_url, patch_url, serve_url
 from pyfaas.model import PyfaasError
@@ -93,6 +100,11 @@ ROUTES = [
     Route("/v1/functions/{name}/url", delete_url, methods=["DELETE"]),
     Route("/fn/{name}", serve_url, methods=URL_METHODS, include_in_schema=False),
     Route("/fn/{name}/{path:path}", serve_url, methods=URL_METHODS, include_in_schema=False),
+    Route("/v1/functions/{name}/schedules", list_schedules, methods=["GET"]),
+    Route("/v1/functions/{name}/schedules", create_schedule, methods=["POST"]),
+    Route("/v1/functions/{name}/schedules/{id}", get_schedule, methods=["GET"]),
+    Route("/v1/functions/{name}/schedules/{id}", patch_schedule, methods=["PATCH"]),
+    Route("/v1/functions/{name}/schedules/{id}", delete_schedule, methods=["DELETE"]),
 ]
 
 

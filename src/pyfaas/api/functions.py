@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from pyfaas.api.body import read_json_object
 from pyfaas.api.responses import JSONResponse
+from pyfaas.api.schedules import render as render_schedule
 from pyfaas.api.services import services
 from pyfaas.model import (
     FunctionConfig,
@@ -92,6 +93,9 @@ async def get_function(request: Request) -> Response:
     body = record.to_dict()
     body["stats"] = asdict(svc.scaler.stats(record.name))
     body["async_events"] = await svc.events.counts(record.name)
+    body["schedules"] = [
+        render_schedule(svc.schedules, s) for s in await svc.schedules.list(record.name)
+    ]
     return JSONResponse(body)
 
 

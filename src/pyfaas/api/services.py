@@ -8,6 +8,7 @@ from pathlib import Path
 from starlette.requests import Request
 
 from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
@@ -23,6 +24,7 @@ class ApiServices:
     limits: Limits
     upload_dir: Path
     urls: FunctionUrlService
+    schedules: ScheduleService
 
 
 def services(request: Request) -> ApiServices:

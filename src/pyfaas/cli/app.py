@@ -16,6 +16,7 @@ from rich.text import Text
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
+from pyfaas.cli.schedules import schedule
 from pyfaas.cli.upload import upload_bundle
 from pyfaas.cli.urls import url_app
 from pyfaas.cli.web_app import web_app_label
@@ -294,12 +295,21 @@ def show(
     table.add_row(
         "[bold]workers[/bold]", ", ".join(f"{k}={v}" for k, v in info.get("stats", {}).items())
     )
+    table.add_row(
+        "[bold]schedules[/bold]",
+        "\n".join(
+            f"{s['id']} {s['expression']}" + ("" if s["enabled"] else " (disabled)")
+            for s in info.get("schedules", [])
+        )
+        or "-",
+    )
     out.print(table)
 
 
 app.command("status")(invocation_status)
 app.add_typer(dlq, name="dlq")
 app.add_typer(url_app, name="url")
+app.add_typer(schedule, name="schedule")
 
 
 @app.command("rm")

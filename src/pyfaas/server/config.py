@@ -40,6 +40,9 @@ class ServerConfig:
     # ones every third of it); after a crash, other servers on a shared PostgreSQL deliver it
     # again once it lapses. A SQLite server requeues at start what it had running.
     event_lease_s: float = 30.0
+    # How often a server reads the schedules from the store (it also wakes for each slot);
+    # a slot more than max(0.25 s, 3 x this) overdue counts as missed.
+    schedule_poll_s: float = 1.0
     region: str = "us-east-1"
     account_id: str = "000000000000"
     deploy_dir: Path | None = None
@@ -81,6 +84,8 @@ class ServerConfig:
             raise ConfigurationError("retry_base_s must be between 0 and 3600 seconds")
         if not 1 <= self.event_lease_s <= 3600:
             raise ConfigurationError("event_lease_s must be between 1 and 3600 seconds")
+        if not 0.01 <= self.schedule_poll_s <= 60:
+            raise ConfigurationError("schedule_poll_s must be between 0.01 and 60 seconds")
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
         return self
@@ -138,7 +143,13 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = Path(value)
         elif key == "port":
             out[key] = int(value)
-        elif key in ("idle_timeout_s", "queue_wait_s", "retry_base_s", "event_lease_s"):
+        elif key in (
+            "idle_timeout_s",
+            "queue_wait_s",
+            "retry_base_s",
+            "event_lease_s",
+            "schedule_poll_s",
+        ):
             out[key] = float(value)
         else:
             out[key] = value

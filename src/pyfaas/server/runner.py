@@ -15,8 +15,10 @@ from starlette.applications import Starlette
 
 from pyfaas.api import ApiServices, create_app
 from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
+from pyfaas.events.schedules import Scheduler
 from pyfaas.executor import LocalExecutor
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
@@ -38,6 +40,7 @@ class Server:
         self._scaler: Scaler | None = None
         self._enqueuer: Enqueuer | None = None
         self._dispatcher: Dispatcher | None = None
+        self._scheduler: Scheduler | None = None
         self._logs: LogWriter | None = None
         self.services: ApiServices | None = None
 
@@ -80,6 +83,9 @@ class Server:
             # One server per SQLite file: what the last one was running died with it.
             release_on_start=store.is_sqlite,
         )
+        self._scheduler = scheduler = Scheduler(
+            store.schedules, enqueuer, resolve=functions.resolve, poll_s=cfg.schedule_poll_s
+        )
         self.services = ApiServices(
             functions=functions,
             invocations=invocations,
@@ -96,16 +102,21 @@ class Server:
                 token=cfg.token,
                 account_id=cfg.account_id,
             ),
+            schedules=ScheduleService(store.schedules, functions, scheduler, cfg.limits),
         )
         await functions.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         await dispatcher.start()
+        await scheduler.start()
         return self.services
 
     async def stop(self) -> None:
         """Stop workers, write pending logs, close the store. Safe to call twice."""
         self.services = None
+        if self._scheduler is not None:
+            await self._scheduler.close()
+            self._scheduler = None
         if self._dispatcher is not None:
             await self._dispatcher.close()
             self._dispatcher = None

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pyfaas.model import FunctionConfig, FunctionExists, FunctionNotFound, FunctionRecord, LogRecord
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
+from pyfaas.store.schedules import ScheduleStore
 from pyfaas.store.tables import functions, invocation_logs
 from pyfaas.store.urls import UrlStore
 
@@ -59,6 +60,7 @@ class Store:
         self._tx = Transactions(engine)
         self.events = EventStore(engine, self._tx)
         self.urls = UrlStore(engine, self._tx)
+        self.schedules = ScheduleStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:

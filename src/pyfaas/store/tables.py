@@ -109,3 +109,30 @@ function_urls = sa.Table(
     ),
     sa.Index("ux_function_urls_qualified", "function", "qualifier", unique=True),
 )
+
+# Schedules: each belongs to a function and goes with it (ON DELETE CASCADE; SQLite
+# connections enable foreign keys). Every slot at or before handled_until was fired or
+# skipped; the async queue's idempotency key makes a slot fire once across servers.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "function",
+        sa.String(64),
+        sa.ForeignKey("functions.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("expression", sa.String(256), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("input", sa.Text, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("missed_runs", sa.String(16), nullable=False),
+    sa.Column("anchor", sa.Float(precision=53), nullable=False),
+    sa.Column("handled_until", sa.Float(precision=53), nullable=False),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+    sa.Column("last_fired_at", sa.Float(precision=53), nullable=True),
+    sa.Column("last_request_id", sa.String(64), nullable=True),
+    sa.Index("ix_schedules_function", "function"),
+)
