@@ -78,6 +78,8 @@ class FunctionConfig:
     maximum_event_age_s: int = 6 * 3600
     on_success: str | None = None  # a function that gets a record of each success
     on_failure: str | None = None  # ...of each that failed for good (it also goes to the DLQ)
+    # Metering: the server's price plan this function's usage is costed with (None: default).
+    price_plan: str | None = None
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -113,6 +115,12 @@ class FunctionConfig:
         validate_environment(self.environment, limits)
         self._validate_scaling(limits)
         self._validate_async(limits)
+        if self.price_plan is not None and not NAME_PATTERN.match(self.price_plan):
+            raise InvalidFunctionConfig(
+                f"price_plan {self.price_plan!r} must name one of the server's price plans "
+                "(1-64 letters, digits, '-', '_'), or be null for the default",
+                code="invalid_price_plan",
+            )
         return self
 
     def _validate_async(self, limits: Limits) -> None:
@@ -176,6 +184,7 @@ class FunctionConfig:
             "maximum_event_age_s": self.maximum_event_age_s,
             "on_success": self.on_success,
             "on_failure": self.on_failure,
+            "price_plan": self.price_plan,
         }
 
     @classmethod
@@ -211,6 +220,7 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "maximum_event_age_s": (int, False),
     "on_success": (str, True),
     "on_failure": (str, True),
+    "price_plan": (str, True),
 }
 
 

@@ -13,6 +13,7 @@ from pyfaas.model import FunctionConfig, FunctionExists, FunctionNotFound, Funct
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.tables import functions, invocation_logs
+from pyfaas.store.usage import UsageStore
 
 # Statements are built once; SQLAlchemy then reuses their compiled form from its cache.
 _f, _l = functions.c, invocation_logs.c
@@ -57,6 +58,7 @@ class Store:
         self._engine = engine
         self._tx = Transactions(engine)
         self.events = EventStore(engine, self._tx)
+        self.usage = UsageStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
@@ -203,6 +205,7 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "maximum_event_age_s": cfg.maximum_event_age_s,
         "on_success": cfg.on_success,
         "on_failure": cfg.on_failure,
+        "price_plan": cfg.price_plan,
     }
 
 
@@ -224,6 +227,7 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             maximum_event_age_s=row["maximum_event_age_s"],
             on_success=row["on_success"],
             on_failure=row["on_failure"],
+            price_plan=row["price_plan"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],
