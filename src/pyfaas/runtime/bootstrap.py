@@ -204,6 +204,7 @@ class Worker:
         )
         error = recycle = False
         start = time.perf_counter()
+        cpu_start = time.process_time()  # user+system CPU of this process (metering)
         try:
             payload = message["payload"]
             event = json.loads(payload) if payload else {}
@@ -239,6 +240,7 @@ class Worker:
             error = recycle = True
             body = _error_body(exc, request_id, "Runtime.ExitError")
         duration_ms = (time.perf_counter() - start) * 1000
+        cpu_ms = (time.process_time() - cpu_start) * 1000
         return {
             "t": "result",
             "id": request_id,
@@ -248,6 +250,7 @@ class Worker:
             "max_rss_kb": self._peak_rss.kilobytes(),
             "logs": self._capture.take(),
             "recycle": recycle,
+            "cpu_ms": cpu_ms,
         }
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
