@@ -36,6 +36,7 @@ from pyfaas.api.invoke import invoke_function
 from pyfaas.api.logs import function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import ApiServices
+from pyfaas.api.usage import prometheus_metrics, usage_report
 from pyfaas.model import PyfaasError
 
 _schemas = SchemaGenerator(
@@ -86,6 +87,8 @@ ROUTES = [
     Route("/v1/dlq", list_dead_letters, methods=["GET"]),
     Route("/v1/dlq/redrive", redrive_dead_letters, methods=["POST"]),
     Route("/v1/dlq/{request_id}", show_dead_letter, methods=["GET"]),
+    Route("/v1/usage", usage_report, methods=["GET"]),
+    Route("/metrics", prometheus_metrics, methods=["GET"]),
 ]
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.control import (
+    EventService,
+    FunctionService,
+    InvocationService,
+    LogQueryService,
+    MetricsService,
+)
+from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
 
@@ -21,6 +28,8 @@ class ApiServices:
     scaler: Scaler
     limits: Limits
     upload_dir: Path
+    usage: UsageService | None = None  # None: metering is off
+    metrics: MetricsService | None = None
 
 
 def services(request: Request) -> ApiServices:

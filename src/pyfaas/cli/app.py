@@ -17,6 +17,7 @@ from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.upload import upload_bundle
+from pyfaas.cli.usage import usage
 
 app = typer.Typer(
     name="pyfaas",
@@ -130,6 +131,9 @@ def configure(
     memory: Annotated[int | None, typer.Option(help="Memory in MB")] = None,
     timeout: Annotated[int | None, typer.Option(help="Timeout in seconds")] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    price_plan: Annotated[
+        str | None, typer.Option(help="The server's price plan its usage is costed with")
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -145,6 +149,7 @@ def configure(
             "memory_mb": memory,
             "timeout_s": timeout,
             "description": description,
+            "price_plan": price_plan,
         }.items()
         if value is not None
     }
@@ -269,6 +274,7 @@ def show(
         "code_sha256",
         "code_size",
         "layer_sha256",
+        "price_plan",
     ):
         value = info.get(key)
         table.add_row(f"[bold]{key}[/bold]", "-" if value is None or value == "" else str(value))
@@ -288,6 +294,7 @@ def show(
 
 app.command("status")(invocation_status)
 app.add_typer(dlq, name="dlq")
+app.command("usage")(usage)
 
 
 @app.command("rm")
