@@ -128,19 +128,33 @@ class InvocationMetrics:
         r.register(self._gauges)
 
     def observe(self, records: Sequence[UsageRecord]) -> None:
-        """Count a batch of usage records (a UsageListener)."""
+        """Count a batch of usage records (a UsageListener): counters move once per
+        function and batch, histograms once per record."""
+        by_function: dict[str, list[UsageRecord]] = {}
         for rec in records:
-            fn = rec.function
-            self._invocations.labels(fn, rec.outcome).inc()
-            if rec.outcome != SUCCESS:
-                self._errors.labels(fn).inc()
-            self._duration.labels(fn).observe(rec.duration_us / 1e6)
-            self._billed.labels(fn).inc(rec.billed_ms / 1000)
-            if rec.cpu_us is not None:
-                self._cpu.labels(fn).inc(rec.cpu_us / 1e6)
-            if rec.init_us is not None:
-                self._cold_starts.labels(fn).inc()
-                self._init.labels(fn).observe(rec.init_us / 1e6)
+            by_function.setdefault(rec.function, []).append(rec)
+        for fn, recs in by_function.items():
+            outcomes: dict[str, int] = {}
+            billed_ms = cpu_us = 0
+            durations = self._duration.labels(fn)
+            inits = self._init.labels(fn)
+            cold = 0
+            for rec in recs:
+                outcomes[rec.outcome] = outcomes.get(rec.outcome, 0) + 1
+                billed_ms += rec.billed_ms
+                cpu_us += rec.cpu_us or 0
+                durations.observe(rec.duration_us / 1e6)
+                if rec.init_us is not None:
+                    cold += 1
+                    inits.observe(rec.init_us / 1e6)
+            for outcome, count in outcomes.items():
+                self._invocations.labels(fn, outcome).inc(count)
+            if failed := len(recs) - outcomes.get(SUCCESS, 0):
+                self._errors.labels(fn).inc(failed)
+            self._billed.labels(fn).inc(billed_ms / 1000)
+            self._cpu.labels(fn).inc(cpu_us / 1e6)
+            if cold:
+                self._cold_starts.labels(fn).inc(cold)
 
     def render(self, snapshot: Sequence[FunctionGauges]) -> bytes:
         """The exposition text of every metric, with ``snapshot`` as the gauges."""
