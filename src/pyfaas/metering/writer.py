@@ -59,12 +59,13 @@ class UsageListener(Protocol):
     def observe(self, records: Sequence[UsageRecord]) -> None: ...
 
 
-class UsageWriter:
+class UsageWriter(BatchWriter[_Invocation]):
     """Meters invocations: :meth:`record` is called once per invocation that ran.
 
     ``record`` only appends to a list; records are made, stored (one transaction per batch)
     and passed to the listeners by a background task every ``interval_s``. A server that
-    crashes loses the records of at most the last ``interval_s`` (those not yet written).
+    crashes loses the records of at most the last ``interval_s`` (those not yet written);
+    one that stops writes them first (:meth:`close`).
     """
 
     def __init__(
@@ -75,17 +76,20 @@ class UsageWriter:
         max_batch: int = 1000,
         listeners: Sequence[UsageListener] = (),
     ) -> None:
+        super().__init__(
+            self._write_records,
+            name="pyfaas-usage-writer",
+            interval_s=interval_s,
+            max_batch=max_batch,
+        )
         self._store = store
         self._listeners = tuple(listeners)
-        self._batches: BatchWriter[_Invocation] = BatchWriter(
-            self._write, name="pyfaas-usage-writer", interval_s=interval_s, max_batch=max_batch
-        )
 
     def record(self, fv: FunctionVersion, result: InvocationResult, started: float) -> None:
         """Meter one invocation (non-blocking; its record is made at write time)."""
-        self._batches.submit((fv, result, started))
+        self.submit((fv, result, started))
 
-    async def _write(self, batch: list[_Invocation]) -> None:
+    async def _write_records(self, batch: list[_Invocation]) -> None:
         records = [usage_record(fv, result, started) for fv, result, started in batch]
         for listener in self._listeners:
             try:
@@ -93,13 +97,3 @@ class UsageWriter:
             except Exception:
                 log.exception("a usage listener failed")
         await self._store.append_usage(records)
-
-    async def flush(self) -> None:
-        """Write every record submitted so far."""
-        await self._batches.flush()
-
-    async def start(self) -> None:
-        await self._batches.start()
-
-    async def close(self) -> None:
-        await self._batches.close()
