@@ -6,10 +6,12 @@ import csv
 import io
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -322,3 +324,30 @@ def test_pyfaas_usage_reports_bad_options_in_one_line(
     result = run_cli("usage", *args, server=metered)
     assert result.returncode == 1
     assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_price_plan_in_pyfaas_toml_stops_serve_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "pyfaas.toml"
+    config.write_text('[prices.default]\nper_gb_second = "free"\n')
+    result = run_cli("serve", "--config", str(config), "--home", str(tmp_path / "home"))
+    assert result.returncode == 1
+    assert "price plan 'default': per_gb_second must be a number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_with_metering_off_usage_is_unavailable_and_nothing_is_recorded(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "home", env={"PYFAAS_METERING": "false"}).wait_ready()
+    try:
+        with srv.client() as c:
+            name = unique("unmetered")
+            deploy(c, name, {"handler.py": HANDLER})
+            invoke(c, name, {})
+            response = c.get("/v1/usage")
+            assert response.status_code == 503
+            assert response.json()["error"]["code"] == "service_unavailable"
+            assert "metering is off" in response.json()["error"]["message"]
+            assert c.get("/metrics").status_code == 200
+    finally:
+        srv.stop()
+    with sqlite3.connect(tmp_path / "home" / "pyfaas.db") as db:
+        assert db.execute("SELECT count(*) FROM usage_records").fetchone() == (0,)
