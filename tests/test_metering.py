@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -17,9 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ServerProcess, deploy, run_cli, unique, wait_for
+from conftest import ServerProcess, deploy, postgres_database, run_cli, unique, wait_for
 from pyfaas.metering.prices import PriceBook, cost, gb_seconds
-from pyfaas.model import ConfigurationError, PricePlan
+from pyfaas.model import ConfigurationError, PricePlan, UsageRecord
+from pyfaas.store import open_store
 
 HANDLER = """
 import os, time
@@ -351,3 +353,73 @@ def test_with_metering_off_usage_is_unavailable_and_nothing_is_recorded(tmp_path
         srv.stop()
     with sqlite3.connect(tmp_path / "home" / "pyfaas.db") as db:
         assert db.execute("SELECT count(*) FROM usage_records").fetchone() == (0,)
+
+
+def test_pyfaas_config_sets_a_price_plan_and_refuses_an_unknown_one(
+    client: httpx.Client, metered: ServerProcess
+) -> None:
+    name = unique("planned")
+    deploy(client, name, {"handler.py": HANDLER})
+    ok = run_cli("config", name, "--price-plan", "eur", server=metered)
+    assert ok.returncode == 0, ok.stderr
+    assert client.get(f"/v1/functions/{name}").json()["price_plan"] == "eur"
+    bad = run_cli("config", name, "--price-plan", "gold", server=metered)
+    assert bad.returncode == 1 and "[invalid_price_plan]" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_usage_sums_by_hour_day_and_version_on_both_databases(
+    db: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'usage.db'}"
+        if db == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    day = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
+
+    def rec(at: float, version: str, billed: int, outcome: str = "success") -> UsageRecord:
+        return UsageRecord(
+            function="f", version=version, request_id=f"r{at}{version}", started_at=at,
+            duration_us=billed * 1000 - 500, billed_ms=billed, memory_mb=256, max_memory_mb=20,
+            cpu_us=None if outcome == "crash" else 100, init_us=None, outcome=outcome,
+        )  # fmt: skip
+
+    records = [
+        rec(day + 10, "1", 5),
+        rec(day + 3600 + 1, "1", 7, "error"),
+        rec(day + 86400 + 5, "2", 11, "crash"),  # the next day
+        rec(day + 2 * 86400, "2", 13),  # at the end: outside [start, end)
+    ]
+
+    async def story() -> None:
+        store = await open_store(url)
+        try:
+            await store.usage.append_usage(records)
+            span = {"start": day, "end": day + 2 * 86400}
+            hours = await store.usage.usage_totals(**span, bucket="hour")
+            assert [(t.bucket, t.invocations, t.billed_ms) for t in hours] == [
+                (int(day // 3600), 1, 5),
+                (int(day // 3600) + 1, 1, 7),
+                (int(day // 3600) + 24, 1, 11),
+            ]
+            days = await store.usage.usage_totals(**span, bucket="day")
+            assert [(t.bucket, t.invocations, t.errors, t.crashes) for t in days] == [
+                (int(day // 86400), 2, 1, 0),
+                (int(day // 86400) + 1, 1, 0, 1),
+            ]
+            versions = await store.usage.usage_totals(**span, by_version=True)
+            assert [(t.version, t.billed_ms, t.gb_ms_mb, t.cpu_us) for t in versions] == [
+                ("1", 12, 12 * 256, 200),
+                ("2", 11, 11 * 256, 0),
+            ]
+        finally:
+            await store.close()
+
+    asyncio.run(story())
