@@ -21,6 +21,7 @@ import pytest
 from conftest import ServerProcess, deploy, postgres_database, run_cli, unique, wait_for
 from pyfaas.metering.prices import PriceBook, cost, gb_seconds
 from pyfaas.model import ConfigurationError, PricePlan, UsageRecord
+from pyfaas.server import ServerConfig
 from pyfaas.store import open_store
 
 HANDLER = """
@@ -423,3 +424,19 @@ def test_usage_sums_by_hour_day_and_version_on_both_databases(
             await store.close()
 
     asyncio.run(story())
+
+
+def test_price_plans_come_from_pyfaas_toml_and_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "pyfaas.toml"
+    config.write_text(PRICES + '\n[prices.default]\nper_million_requests = "0.25"\n')
+    env = {"PYFAAS_PRICE_PER_GB_SECOND": "0.00001", "PYFAAS_PRICE_CURRENCY": "chf"}
+    loaded = ServerConfig.load(file=config, env=env, home=tmp_path)
+    plans = {p.name: p for p in loaded.price_plans}
+    assert plans["default"] == PricePlan(
+        "default", Decimal("0.00001"), Decimal("0.25"), currency="CHF"
+    )
+    assert plans["eur"] == PricePlan("eur", Decimal("0.00002"), Decimal("0.25"), "EUR")
+    assert ServerConfig.load(env={}, home=tmp_path).price_plans == (PricePlan(),)
+    config.write_text("[prices]\neur = 1\n")
+    with pytest.raises(ConfigurationError, match=r"\[prices\.NAME\]"):
+        ServerConfig.load(file=config, env={}, home=tmp_path)

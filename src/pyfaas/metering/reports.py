@@ -181,7 +181,7 @@ class UsageService:
     def __init__(self, store: UsageStore, writer: UsageWriter, prices: PriceBook) -> None:
         self._store = store
         self._writer = writer
-        self.prices = prices
+        self._prices = prices
 
     async def report(self, query: UsageQuery) -> UsageReport:
         await self._writer.flush()
@@ -195,7 +195,7 @@ class UsageService:
         )
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
         for t in totals:
-            plan = self.prices.plan(t.price_plan)
+            plan = self._prices.plan(t.price_plan)
             key = (*_group_key(t, query.group_by), plan.currency)
             row = groups.get(key)
             if row is None:
