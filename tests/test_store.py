@@ -114,6 +114,7 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "async_events",
         "function_urls",
         "schedules",
+        "usage_records",
     }
     assert before["revision"] == HEAD
 

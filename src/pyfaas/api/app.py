@@ -44,6 +44,7 @@ from pyfaas.api.schedules import (
 )
 from pyfaas.api.services import ApiServices
 from pyfaas.api.urls import URL_METHODS, create_url, delete_url, get_url, patch_url, serve_url
+from pyfaas.api.usage import prometheus_metrics, usage_report
 from pyfaas.model import PyfaasError
 
 _schemas = SchemaGenerator(
@@ -105,6 +106,8 @@ ROUTES = [
     Route("/v1/functions/{name}/schedules/{id}", get_schedule, methods=["GET"]),
     Route("/v1/functions/{name}/schedules/{id}", patch_schedule, methods=["PATCH"]),
     Route("/v1/functions/{name}/schedules/{id}", delete_schedule, methods=["DELETE"]),
+    Route("/v1/usage", usage_report, methods=["GET"]),
+    Route("/metrics", prometheus_metrics, methods=["GET"]),
 ]
 
 

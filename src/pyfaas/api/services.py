@@ -7,9 +7,16 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.control import (
+    EventService,
+    FunctionService,
+    InvocationService,
+    LogQueryService,
+    MetricsService,
+)
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
+from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
 
@@ -25,6 +32,8 @@ class ApiServices:
     upload_dir: Path
     urls: FunctionUrlService
     schedules: ScheduleService
+    usage: UsageService | None = None  # None: metering is off
+    metrics: MetricsService | None = None
 
 
 def services(request: Request) -> ApiServices:

@@ -19,6 +19,7 @@ from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.schedules import schedule
 from pyfaas.cli.upload import upload_bundle
 from pyfaas.cli.urls import url_app
+from pyfaas.cli.usage import usage
 from pyfaas.cli.web_app import web_app_label
 
 app = typer.Typer(
@@ -140,6 +141,9 @@ def configure(
     memory: Annotated[int | None, typer.Option(help="Memory in MB")] = None,
     timeout: Annotated[int | None, typer.Option(help="Timeout in seconds")] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    price_plan: Annotated[
+        str | None, typer.Option(help="The server's price plan its usage is costed with")
+    ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -155,6 +159,7 @@ def configure(
             "memory_mb": memory,
             "timeout_s": timeout,
             "description": description,
+            "price_plan": price_plan,
         }.items()
         if value is not None
     }
@@ -281,6 +286,7 @@ def show(
         "code_sha256",
         "code_size",
         "layer_sha256",
+        "price_plan",
     ):
         value = info.get(key)
         table.add_row(f"[bold]{key}[/bold]", "-" if value is None or value == "" else str(value))
@@ -310,6 +316,7 @@ app.command("status")(invocation_status)
 app.add_typer(dlq, name="dlq")
 app.add_typer(url_app, name="url")
 app.add_typer(schedule, name="schedule")
+app.command("usage")(usage)
 
 
 @app.command("rm")

@@ -7,6 +7,7 @@ from pyfaas.control.events import EventService
 from pyfaas.control.functions import DeployOutcome, FunctionService
 from pyfaas.control.invocations import InvocationService
 from pyfaas.control.logs import LogQueryService
+from pyfaas.control.metrics import MetricsService
 
 __all__ = [
     "DeployOutcome",
@@ -14,4 +15,5 @@ __all__ = [
     "FunctionService",
     "InvocationService",
     "LogQueryService",
+    "MetricsService",
 ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyfaas.metering import PriceBook
 from pyfaas.model import (
     LATEST,
     FunctionConfig,
@@ -55,6 +56,7 @@ class FunctionService:
         *,
         region: str = "us-east-1",
         account_id: str = "000000000000",
+        prices: PriceBook | None = None,
     ) -> None:
         self._store = store
         self._code = code
@@ -62,6 +64,7 @@ class FunctionService:
         self._limits = limits
         self._region = region
         self._account_id = account_id
+        self._prices = prices or PriceBook()
         self._resolved: dict[str, FunctionVersion] = {}
         # Deploys and deletes of one name are serialised; different names go in parallel.
         self._locks: dict[str, asyncio.Lock] = {}
@@ -99,6 +102,7 @@ class FunctionService:
         and FunctionExists when ``create_only`` and the name is taken.
         """
         config.validate(self._limits)
+        self._prices.check(config.price_plan)
         async with self._lock(config.name):
             existing = await self._find(config.name)
             if create_only and existing is not None:
@@ -191,6 +195,7 @@ class FunctionService:
             existing = await self._store.get_function(name)
             config = FunctionConfig.from_dict({**existing.config.to_dict(), **changes})
             config.validate(self._limits)
+            self._prices.check(config.price_plan)
             self._scaler.check_reservation(name, config.reserved_concurrency)
             return await self._commit(
                 config,
@@ -262,6 +267,7 @@ class FunctionService:
             maximum_event_age_s=cfg.maximum_event_age_s,
             on_success=cfg.on_success,
             on_failure=cfg.on_failure,
+            price_plan=self._prices.plan(cfg.price_plan).name,
         )
 
     async def _find(self, name: str) -> FunctionRecord | None:

@@ -8,6 +8,7 @@ import orjson
 
 from pyfaas.control.functions import FunctionService
 from pyfaas.events import Enqueuer
+from pyfaas.metering import UsageWriter
 from pyfaas.model import (
     FunctionVersion,
     InvalidPayload,
@@ -35,12 +36,14 @@ class InvocationService:
         logs: LogWriter,
         limits: Limits,
         enqueuer: Enqueuer,
+        usage: UsageWriter | None = None,
     ) -> None:
         self._functions = functions
         self._scaler = scaler
         self._logs = logs
         self._limits = limits
         self._enqueuer = enqueuer
+        self._usage = usage  # None: metering is off
 
     def check_payload(self, payload: bytes, limit: int, kind: str = "synchronous") -> bytes:
         """Return the payload to pass on (``{}`` when empty).
@@ -75,10 +78,15 @@ class InvocationService:
         return await self.run(fv, request)
 
     async def run(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
-        """One invocation through admission and the executor; its log goes to the writer."""
+        """One invocation through admission and the executor; its log and its usage record
+        go to their writers. Every invocation passes here: sync, async deliveries,
+        triggers. A throttled call raises TooManyRequests and is not metered (it never ran).
+        """
         started = time.time()
         result = await self._scaler.invoke(fv, request)
         self._logs.submit_invocation(fv, result, started)
+        if self._usage is not None:
+            self._usage.record(fv, result, started)
         return result
 
     async def submit(

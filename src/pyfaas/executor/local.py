@@ -173,6 +173,7 @@ class LocalExecutor:
         except HandlerInitFailed as exc:
             return results.init_failed(fv, request, exc.code, exc.message, exc.logs)
         kind = None if init_ms is None else worker.start_kind
+        sent = time.perf_counter()  # a crash is billed until the worker was seen dead
         try:
             reply = await worker.invoke(request, fv.timeout_s)
         except WorkerTimedOut as exc:
@@ -184,7 +185,8 @@ class LocalExecutor:
             release(worker, False)
             self._check_open()  # close() stopped it: not the handler's doing
             counters.crashes += 1
-            return results.crashed(fv, request, init_ms, str(exc), kind)
+            elapsed_ms = (time.perf_counter() - sent) * 1000
+            return results.crashed(fv, request, init_ms, str(exc), kind, elapsed_ms)
         except BaseException:  # cancelled: the worker's state is unknown
             release(worker, False)
             raise

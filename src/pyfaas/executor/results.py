@@ -42,6 +42,7 @@ def from_reply(
         logs=reply["logs"],
         version=fv.version,
         start_kind=start_kind,
+        cpu_ms=reply.get("cpu_ms"),
     )
     return result, reusable
 
@@ -86,8 +87,10 @@ def crashed(
     init_ms: float | None,
     reason: str,
     start_kind: str | None = None,
+    duration_ms: float = 0.0,
 ) -> InvocationResult:
-    """The worker died mid-invocation; ``reason`` like "exit status 3", "signal: killed"."""
+    """The worker died mid-invocation; ``reason`` like "exit status 3", "signal: killed";
+    ``duration_ms`` from sending the invocation to seeing the worker gone."""
     return error_result(
         fv,
         request,
@@ -95,6 +98,7 @@ def crashed(
         _exited(request, reason),
         init_ms=init_ms,
         start_kind=start_kind,
+        duration_ms=duration_ms,
     )
 
 

@@ -32,6 +32,7 @@ from pyfaas.model.invocation import (
     new_request_id,
 )
 from pyfaas.model.logs import LogRecord
+from pyfaas.model.usage import PricePlan, UsageRecord
 
 __all__ = [
     "LATEST",
@@ -54,10 +55,12 @@ __all__ = [
     "LogRecord",
     "NotFound",
     "PayloadTooLarge",
+    "PricePlan",
     "PyfaasError",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
+    "UsageRecord",
     "new_request_id",
     "validate_name",
 ]

@@ -82,6 +82,8 @@ class FunctionConfig:
     # A web app ("module:attribute") run behind pyfaas's adapter instead of the handler.
     wsgi: str | None = None
     asgi: str | None = None
+    # Metering: the server's price plan this function's usage is costed with (None: default).
+    price_plan: str | None = None
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -118,6 +120,12 @@ class FunctionConfig:
         self._validate_scaling(limits)
         self._validate_async(limits)
         validate_web_app(self.wsgi, self.asgi)
+        if self.price_plan is not None and not NAME_PATTERN.match(self.price_plan):
+            raise InvalidFunctionConfig(
+                f"price_plan {self.price_plan!r} must name one of the server's price plans "
+                "(1-64 letters, digits, '-', '_'), or be null for the default",
+                code="invalid_price_plan",
+            )
         return self
 
     @property
@@ -188,6 +196,7 @@ class FunctionConfig:
             "on_failure": self.on_failure,
             "wsgi": self.wsgi,
             "asgi": self.asgi,
+            "price_plan": self.price_plan,
         }
 
     @classmethod
@@ -225,6 +234,7 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "on_failure": (str, True),
     "wsgi": (str, True),
     "asgi": (str, True),
+    "price_plan": (str, True),
 }
 
 

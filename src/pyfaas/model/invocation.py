@@ -43,6 +43,7 @@ class FunctionVersion:
     maximum_event_age_s: int = 6 * 3600
     on_success: str | None = None
     on_failure: str | None = None
+    price_plan: str = "default"  # the price plan its usage is costed with (metering)
 
     @property
     def pool_key(self) -> tuple[object, ...]:
@@ -95,6 +96,8 @@ class InvocationResult:
     version: str = "$LATEST"
     extra: dict[str, object] = field(default_factory=dict)
     start_kind: str | None = None
+    # The worker's user+system CPU time during the call; None when it died before saying.
+    cpu_ms: float | None = None
 
     @property
     def cold_start(self) -> bool:

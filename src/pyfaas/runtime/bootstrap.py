@@ -274,6 +274,7 @@ class Worker:
         context = self.context(message)
         error = recycle = False
         start = time.perf_counter()
+        cpu_start = time.process_time()  # user+system CPU of this process (metering)
         try:
             payload = message["payload"]
             event = json.loads(payload) if payload else {}
@@ -285,6 +286,7 @@ class Worker:
             error = True
             body, recycle = error_outcome(exc, request_id)
         duration_ms = (time.perf_counter() - start) * 1000
+        cpu_ms = (time.process_time() - cpu_start) * 1000
         return {
             "t": "result",
             "n": message["n"],
@@ -294,6 +296,7 @@ class Worker:
             "max_rss_kb": self._peak_rss.kilobytes(),
             "logs": self._capture.take(),
             "recycle": recycle,
+            "cpu_ms": cpu_ms,
         }
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:

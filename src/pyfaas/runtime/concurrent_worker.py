@@ -51,12 +51,15 @@ if TYPE_CHECKING:
 class _Running:
     """One invocation in flight on this worker."""
 
-    __slots__ = ("message", "output", "started", "task")
+    __slots__ = ("cpu_started", "message", "output", "started", "task")
 
     def __init__(self, message: dict[str, Any], output: InvocationOutput) -> None:
         self.message = message
         self.output = output
         self.started = time.perf_counter()
+        # The worker's CPU over the invocation's span: with others running beside it, their
+        # CPU of that span too (a process cannot tell which task or thread used it).
+        self.cpu_started = time.process_time()
         self.task: asyncio.Task[None] | None = None
 
 
@@ -226,6 +229,7 @@ class ConcurrentWorker:
                 "body": body,
                 "error": error,
                 "duration_ms": (time.perf_counter() - running.started) * 1000,
+                "cpu_ms": None if timed_out else (time.process_time() - running.cpu_started) * 1000,
                 "max_rss_kb": self._peak_rss.kilobytes(),
                 "logs": logs,
                 "recycle": recycle,

@@ -77,6 +77,10 @@ class Scaler:
         self.admission.forget(name)
         await self.executor.retire(name)
 
+    def functions(self) -> list[str]:
+        """The names of the functions it knows (deployed, not deleted)."""
+        return list(self._current)
+
     def stats(self, name: str) -> ScalingStats:
         ex = self.executor.stats(name)
         fv = self._current.get(name)

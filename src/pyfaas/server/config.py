@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyfaas.model import ConfigurationError, Limits
+from pyfaas.model import ConfigurationError, Limits, PricePlan
 
 EXECUTORS = ("local",)
 
@@ -47,6 +47,11 @@ class ServerConfig:
     account_id: str = "000000000000"
     deploy_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    # Metering: record the usage of every invocation (off only to measure what it costs).
+    metering: bool = True
+    # Price plans from pyfaas.toml's [prices.NAME] tables; "default" always exists (Lambda's
+    # x86 prices unless [prices.default] or PYFAAS_PRICE_* say otherwise).
+    price_plans: tuple[PricePlan, ...] = (PricePlan(),)
 
     @property
     def store_url(self) -> str:
@@ -102,6 +107,7 @@ class ServerConfig:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         limits: dict[str, Any] = {}
+        plans: dict[str, Any] = {}
         path = file or Path(env.get("PYFAAS_CONFIG", "pyfaas.toml"))
         if path.is_file():
             try:
@@ -110,10 +116,11 @@ class ServerConfig:
                 raise ConfigurationError(f"{path}: {exc}") from None
             values.update(doc.get("server", {}))
             limits.update(doc.get("limits", {}))
+            plans.update(doc.get("prices", {}))
         elif file is not None:
             raise ConfigurationError(f"configuration file {file} does not exist")
         for f in dataclasses.fields(cls):
-            if f.name != "limits" and f"PYFAAS_{f.name.upper()}" in env:
+            if f.name not in ("limits", "price_plans") and f"PYFAAS_{f.name.upper()}" in env:
                 values[f.name] = env[f"PYFAAS_{f.name.upper()}"]
         for f in dataclasses.fields(Limits):
             if f"PYFAAS_LIMIT_{f.name.upper()}" in env:
@@ -121,7 +128,9 @@ class ServerConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             built_limits = Limits(**{k: int(v) for k, v in limits.items()})
-            config = cls(limits=built_limits, **_coerce(values))
+            config = cls(
+                limits=built_limits, price_plans=_price_plans(plans, env), **_coerce(values)
+            )
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"bad configuration value: {exc}") from None
         # Workers run in their own directories: every path they are given must be absolute.
@@ -151,6 +160,32 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             "schedule_poll_s",
         ):
             out[key] = float(value)
+        elif key == "metering":
+            out[key] = _boolean(key, value)
         else:
             out[key] = value
     return out
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{key} must be true or false, got {value!r}")
+
+
+def _price_plans(tables: dict[str, Any], env: Mapping[str, str]) -> tuple[PricePlan, ...]:
+    """The [prices.NAME] tables, with PYFAAS_PRICE_* applied to the default plan."""
+    plans = {name: dict(fields) for name, fields in tables.items() if isinstance(fields, dict)}
+    bad = sorted(name for name, fields in tables.items() if not isinstance(fields, dict))
+    if bad:
+        raise ConfigurationError(f"[prices] entries must be tables ([prices.NAME]): {bad}")
+    default = plans.setdefault("default", {})
+    for key in ("per_gb_second", "per_million_requests", "currency"):
+        if f"PYFAAS_PRICE_{key.upper()}" in env:
+            default[key] = env[f"PYFAAS_PRICE_{key.upper()}"]
+    return tuple(PricePlan.parse(name, fields) for name, fields in sorted(plans.items()))

@@ -14,12 +14,19 @@ import uvicorn
 from starlette.applications import Starlette
 
 from pyfaas.api import ApiServices, create_app
-from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
+from pyfaas.control import (
+    EventService,
+    FunctionService,
+    InvocationService,
+    LogQueryService,
+    MetricsService,
+)
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.events.schedules import Scheduler
 from pyfaas.executor import LocalExecutor
+from pyfaas.metering import PriceBook, UsageService, UsageWriter
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
@@ -27,6 +34,7 @@ from pyfaas.scaling import Scaler
 from pyfaas.server.config import ServerConfig
 from pyfaas.store import Store, open_store
 from pyfaas.telemetry import LogWriter
+from pyfaas.telemetry.metrics import InvocationMetrics
 
 log = logging.getLogger("pyfaas.server")
 
@@ -42,6 +50,7 @@ class Server:
         self._dispatcher: Dispatcher | None = None
         self._scheduler: Scheduler | None = None
         self._logs: LogWriter | None = None
+        self._usage: UsageWriter | None = None
         self.services: ApiServices | None = None
 
     async def start(self) -> ApiServices:
@@ -59,6 +68,12 @@ class Server:
         await scaler.start()
         self._logs = logs = LogWriter(store)
         await logs.start()
+        metrics = InvocationMetrics()
+        prices = PriceBook(cfg.price_plans)
+        usage = None
+        if cfg.metering:
+            self._usage = usage = UsageWriter(store.usage, listeners=[metrics])
+            await usage.start()
         functions = FunctionService(
             store,
             CodeStore(cfg.home, cfg.limits),
@@ -66,10 +81,11 @@ class Server:
             cfg.limits,
             region=cfg.region,
             account_id=cfg.account_id,
+            prices=prices,
         )
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
-        invocations = InvocationService(functions, scaler, logs, cfg.limits, enqueuer)
+        invocations = InvocationService(functions, scaler, logs, cfg.limits, enqueuer, usage=usage)
         self._dispatcher = dispatcher = Dispatcher(
             store.events,
             enqueuer,
@@ -103,6 +119,8 @@ class Server:
                 account_id=cfg.account_id,
             ),
             schedules=ScheduleService(store.schedules, functions, scheduler, cfg.limits),
+            usage=None if usage is None else UsageService(store.usage, usage, prices),
+            metrics=MetricsService(metrics, scaler, store.events, usage),
         )
         await functions.start()
         if cfg.deploy_dir is not None:
@@ -129,6 +147,9 @@ class Server:
         if self._logs is not None:
             await self._logs.close()
             self._logs = None
+        if self._usage is not None:
+            await self._usage.close()
+            self._usage = None
         if self._store is not None:
             await self._store.close()
             self._store = None

@@ -333,6 +333,27 @@ class EventStore:
             )
             return [r[0] for r in rows.all()]
 
+    async def backlog(self) -> dict[str, tuple[int, float | None, int]]:
+        """Per function with any: (events not finished, the oldest one's enqueued_at, dead
+        events). Not finished: queued, failed (retry pending) or running."""
+        query = (
+            sa.select(_e.function, _e.status, sa.func.count(), sa.func.min(_e.enqueued_at))
+            .where(_e.status.in_([QUEUED, FAILED, RUNNING, DEAD]))
+            .group_by(_e.function, _e.status)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        out: dict[str, tuple[int, float | None, int]] = {}
+        for function, status, count, oldest in rows:
+            depth, first, dead = out.get(function, (0, None, 0))
+            if status == DEAD:
+                dead += int(count)
+            else:
+                depth += int(count)
+                first = oldest if first is None else min(first, oldest)
+            out[function] = (depth, first, dead)
+        return out
+
 
 def _event(row: sa.RowMapping) -> AsyncEvent:
     return AsyncEvent(

@@ -15,6 +15,7 @@ from pyfaas.store.events import EventStore
 from pyfaas.store.schedules import ScheduleStore
 from pyfaas.store.tables import functions, invocation_logs
 from pyfaas.store.urls import UrlStore
+from pyfaas.store.usage import UsageStore
 
 # Statements are built once; SQLAlchemy then reuses their compiled form from its cache.
 _f, _l = functions.c, invocation_logs.c
@@ -61,6 +62,7 @@ class Store:
         self.events = EventStore(engine, self._tx)
         self.urls = UrlStore(engine, self._tx)
         self.schedules = ScheduleStore(engine, self._tx)
+        self.usage = UsageStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
@@ -209,6 +211,7 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "on_failure": cfg.on_failure,
         "wsgi": cfg.wsgi,
         "asgi": cfg.asgi,
+        "price_plan": cfg.price_plan,
     }
 
 
@@ -232,6 +235,7 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             on_failure=row["on_failure"],
             wsgi=row["wsgi"],
             asgi=row["asgi"],
+            price_plan=row["price_plan"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

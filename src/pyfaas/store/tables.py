@@ -35,6 +35,7 @@ functions = sa.Table(
     sa.Column("on_failure", sa.String(64), nullable=True),
     sa.Column("wsgi", sa.String(256), nullable=True),
     sa.Column("asgi", sa.String(256), nullable=True),
+    sa.Column("price_plan", sa.String(64), nullable=True),
 )
 
 invocation_logs = sa.Table(
@@ -135,4 +136,29 @@ schedules = sa.Table(
     sa.Column("last_fired_at", sa.Float(precision=53), nullable=True),
     sa.Column("last_request_id", sa.String(64), nullable=True),
     sa.Index("ix_schedules_function", "function"),
+)
+
+# Metering: one row per invocation that ran (throttled calls did not). ``hour`` is
+# started_at // 3600, kept so that reports group by hour or day (hour // 24) in plain
+# integer SQL on SQLite and PostgreSQL alike.
+usage_records = sa.Table(
+    "usage_records",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("function", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.Float(precision=53), nullable=False),
+    sa.Column("hour", sa.Integer, nullable=False),
+    sa.Column("duration_us", sa.BigInteger, nullable=False),
+    sa.Column("billed_ms", sa.BigInteger, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("max_memory_mb", sa.Integer, nullable=False),
+    sa.Column("cpu_us", sa.BigInteger, nullable=True),
+    sa.Column("init_us", sa.BigInteger, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("price_plan", sa.String(64), nullable=False),
+    sa.Index("ix_usage_records_started_at", "started_at"),
+    sa.Index("ix_usage_records_function_started_at", "function", "started_at"),
+    sa.Index("ix_usage_records_request_id", "request_id"),
 )

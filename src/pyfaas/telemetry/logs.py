@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from pyfaas.model import FunctionVersion, InvocationResult, LogRecord
+from pyfaas.store.batches import BatchWriter
 from pyfaas.telemetry.report import format_invocation_log
-
-log = logging.getLogger("pyfaas.telemetry")
 
 _Invocation = tuple[FunctionVersion, InvocationResult, float]
 
@@ -35,7 +31,7 @@ class LogSink(Protocol):
 
 
 class LogWriter:
-    """Collects log records and writes them to a sink in batches.
+    """Collects log records and writes them to a sink in batches (a BatchWriter).
 
     ``submit`` never blocks and never awaits: the invoke path only appends to a list. A
     background task writes a batch when ``max_batch`` records are waiting or ``interval_s``
@@ -44,56 +40,31 @@ class LogWriter:
 
     def __init__(self, sink: LogSink, *, interval_s: float = 0.05, max_batch: int = 500) -> None:
         self._sink = sink
-        self._interval_s = interval_s
-        self._max_batch = max_batch
-        self._pending: list[LogRecord | _Invocation] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._write_lock = asyncio.Lock()
+        self._batches: BatchWriter[LogRecord | _Invocation] = BatchWriter(
+            self._write, name="pyfaas-log-writer", interval_s=interval_s, max_batch=max_batch
+        )
 
     def submit(self, record: LogRecord) -> None:
         """Queue one record for the next batch."""
-        self._queue(record)
+        self._batches.submit(record)
 
     def submit_invocation(
         self, fv: FunctionVersion, result: InvocationResult, started: float
     ) -> None:
         """Queue an invocation's log; its START/END/REPORT text is made at flush time."""
-        self._queue((fv, result, started))
+        self._batches.submit((fv, result, started))
 
-    def _queue(self, item: LogRecord | _Invocation) -> None:
-        self._pending.append(item)
-        if len(self._pending) == 1 or len(self._pending) >= self._max_batch:
-            self._wakeup.set()
+    async def _write(self, items: list[LogRecord | _Invocation]) -> None:
+        # A failed write is logged by the BatchWriter: losing logs must not fail invocations.
+        await self._sink.append_logs([_as_record(item) for item in items])
 
     async def flush(self) -> None:
         """Write everything submitted so far; returns when it is stored."""
-        async with self._write_lock:
-            while self._pending:
-                items, self._pending = self._pending, []
-                batch = [_as_record(item) for item in items]
-                try:
-                    await self._sink.append_logs(batch)
-                except Exception:
-                    # Losing logs must not take invocations down; say so loudly.
-                    log.exception("could not store %d log records", len(batch))
+        await self._batches.flush()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pyfaas-log-writer")
+        await self._batches.start()
 
     async def close(self) -> None:
         """Stop the background task and write what is pending."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if len(self._pending) < self._max_batch:
-                await asyncio.sleep(self._interval_s)
-            await self.flush()
+        await self._batches.close()

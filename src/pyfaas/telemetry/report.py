@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from pyfaas.model import FunctionVersion, InvocationResult
-
-
-def billed_duration_ms(duration_ms: float) -> int:
-    """Lambda bills in whole milliseconds, rounded up, with a 1 ms minimum."""
-    return max(1, math.ceil(duration_ms))
+from pyfaas.model.usage import billed_ms
 
 
 def format_invocation_log(fv: FunctionVersion, result: InvocationResult) -> str:
@@ -17,7 +11,7 @@ def format_invocation_log(fv: FunctionVersion, result: InvocationResult) -> str:
     rid = result.request_id
     report = (
         f"REPORT RequestId: {rid}\tDuration: {result.duration_ms:.2f} ms\t"
-        f"Billed Duration: {billed_duration_ms(result.duration_ms)} ms\t"
+        f"Billed Duration: {billed_ms(result.duration_ms)} ms\t"
         f"Memory Size: {fv.memory_mb} MB\tMax Memory Used: {result.max_memory_used_mb} MB"
     )
     if result.init_duration_ms is not None:

@@ -1,0 +1,78 @@
+"""Writing to the store in batches, off the invoke hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger("pyfaas.store")
+
+
+class BatchWriter(Generic[T]):
+    """Collects items and hands them to ``write`` in batches, from a background task.
+
+    ``submit`` never blocks and never awaits: the caller only appends to a list, so any work
+    on an item (formatting, conversion) belongs in ``write``. A batch goes when
+    ``max_batch`` items wait or ``interval_s`` after the first one. A failed write is
+    logged and its batch dropped (the invoke path must not fail for it); a crash of the
+    server loses at most what had not been written yet: about ``interval_s`` worth.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[None]],
+        *,
+        name: str,
+        interval_s: float = 0.05,
+        max_batch: int = 500,
+    ) -> None:
+        self._write = write
+        self._name = name
+        self._interval_s = interval_s
+        self._max_batch = max_batch
+        self._pending: list[T] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+
+    def submit(self, item: T) -> None:
+        """Queue one item for the next batch."""
+        pending = self._pending
+        pending.append(item)
+        if len(pending) == 1 or len(pending) >= self._max_batch:
+            self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Write everything submitted so far; returns once it is written (or dropped)."""
+        async with self._write_lock:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._write(batch)
+                except Exception:
+                    log.exception("%s: could not write a batch of %d", self._name, len(batch))
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def close(self) -> None:
+        """Stop the background task and write what is pending."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if len(self._pending) < self._max_batch:
+                await asyncio.sleep(self._interval_s)
+            await self.flush()

@@ -1,0 +1,153 @@
+"""Usage records: appended in batches, summed over a time range for reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pyfaas.model import UsageRecord
+from pyfaas.model.usage import CRASH, ERROR, SUCCESS, TIMEOUT
+from pyfaas.store.engine import Transactions
+from pyfaas.store.tables import usage_records
+
+_u = usage_records.c
+_INSERT = usage_records.insert()
+BUCKETS = ("hour", "day")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Sums over the usage records of one function and price plan (and, when asked, one
+    version and one hour or day). ``bucket`` is an hour or day number since the epoch (UTC);
+    ``gb_ms_mb`` the sum of billed ms x memory MB (GB-seconds x 1,024,000)."""
+
+    function: str
+    price_plan: str
+    version: str | None
+    bucket: int | None
+    invocations: int
+    successes: int
+    errors: int
+    timeouts: int
+    crashes: int
+    cold_starts: int
+    duration_us: int
+    billed_ms: int
+    gb_ms_mb: int
+    cpu_us: int
+    init_us: int
+    max_memory_mb: int
+
+
+def _count(outcome: str) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((_u.outcome == outcome, 1), else_=0)), 0)
+
+
+class UsageStore:
+    """Queries on the usage_records table. Every method is a coroutine; none blocks."""
+
+    def __init__(self, engine: AsyncEngine, transactions: Transactions) -> None:
+        self._engine = engine
+        self._tx = transactions
+
+    async def append_usage(self, records: Sequence[UsageRecord]) -> None:
+        """Store a batch of records in one transaction (one executemany)."""
+        if not records:
+            return
+        rows = [
+            {
+                "function": r.function,
+                "version": r.version,
+                "request_id": r.request_id,
+                "started_at": r.started_at,
+                "hour": int(r.started_at // 3600),
+                "duration_us": r.duration_us,
+                "billed_ms": r.billed_ms,
+                "memory_mb": r.memory_mb,
+                "max_memory_mb": r.max_memory_mb,
+                "cpu_us": r.cpu_us,
+                "init_us": r.init_us,
+                "outcome": r.outcome,
+                "price_plan": r.price_plan,
+            }
+            for r in records
+        ]
+        async with self._tx.begin() as conn:
+            await conn.execute(_INSERT, rows)
+
+    async def usage_totals(
+        self,
+        *,
+        start: float,
+        end: float,
+        function: str | None = None,
+        by_version: bool = False,
+        bucket: str | None = None,
+    ) -> list[UsageTotals]:
+        """Sums of the records started in [start, end), per function and price plan, and
+        per version and per ``bucket`` ("hour" or "day") when asked; ordered by those."""
+        keys: list[sa.ColumnElement[Any]] = [_u.function, _u.price_plan]
+        version: sa.ColumnElement[Any] = _u.version if by_version else sa.null()
+        when: sa.ColumnElement[Any] = sa.null()
+        if bucket == "hour":
+            when = _u.hour
+        elif bucket == "day":
+            when = _u.hour // 24
+        elif bucket is not None:
+            raise ValueError(f"bucket must be one of {BUCKETS}")
+        if by_version:
+            keys.append(_u.version)
+        if bucket is not None:
+            keys.append(when)
+        query = (
+            sa.select(
+                _u.function,
+                _u.price_plan,
+                version.label("version"),
+                when.label("bucket"),
+                sa.func.count(),
+                _count(SUCCESS),
+                _count(ERROR),
+                _count(TIMEOUT),
+                _count(CRASH),
+                sa.func.count(_u.init_us),
+                sa.func.sum(_u.duration_us),
+                sa.func.sum(_u.billed_ms),
+                sa.func.sum(_u.billed_ms * _u.memory_mb),
+                sa.func.coalesce(sa.func.sum(_u.cpu_us), 0),
+                sa.func.coalesce(sa.func.sum(_u.init_us), 0),
+                sa.func.max(_u.max_memory_mb),
+            )
+            .where(_u.started_at >= start, _u.started_at < end)
+            .group_by(*keys)
+            .order_by(*reversed(keys))
+        )
+        if function is not None:
+            query = query.where(_u.function == function)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            UsageTotals(
+                function=r[0],
+                price_plan=r[1],
+                version=r[2],
+                bucket=None if r[3] is None else int(r[3]),
+                invocations=int(r[4]),
+                successes=int(r[5]),
+                errors=int(r[6]),
+                timeouts=int(r[7]),
+                crashes=int(r[8]),
+                cold_starts=int(r[9]),
+                duration_us=int(r[10]),
+                billed_ms=int(r[11]),
+                gb_ms_mb=int(r[12]),
+                cpu_us=int(r[13]),
+                init_us=int(r[14]),
+                max_memory_mb=int(r[15]),
+            )
+            for r in rows
+        ]
