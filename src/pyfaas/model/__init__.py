@@ -31,7 +31,7 @@ from pyfaas.model.invocation import (
     InvocationResult,
     new_request_id,
 )
-from pyfaas.model.logs import LogRecord
+from pyfaas.model.logs import LogQuery, LogRecord, LogStats
 
 __all__ = [
     "LATEST",
@@ -51,7 +51,9 @@ __all__ = [
     "InvocationResult",
     "LengthRequired",
     "Limits",
+    "LogQuery",
     "LogRecord",
+    "LogStats",
     "NotFound",
     "PayloadTooLarge",
     "PyfaasError",
