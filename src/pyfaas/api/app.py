@@ -33,7 +33,7 @@ from pyfaas.api.functions import (
     put_function,
 )
 from pyfaas.api.invoke import invoke_function
-from pyfaas.api.logs import function_logs
+from pyfaas.api.logs import follow_logs, function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import ApiServices
 from pyfaas.model import PyfaasError
@@ -86,6 +86,7 @@ ROUTES = [
     Route("/v1/dlq", list_dead_letters, methods=["GET"]),
     Route("/v1/dlq/redrive", redrive_dead_letters, methods=["POST"]),
     Route("/v1/dlq/{request_id}", show_dead_letter, methods=["GET"]),
+    Route("/v1/functions/{name}/logs/stream", follow_logs, methods=["GET"]),
 ]
 
 

@@ -44,6 +44,15 @@ class ServerConfig:
     account_id: str = "000000000000"
     deploy_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    # Log retention, applied by a sweeper every log_sweep_interval_s: records older than
+    # log_retention_s go, and each function keeps its newest log_retention_bytes of log text
+    # (0 turns either off).
+    log_retention_s: float = 7 * 24 * 3600.0
+    log_retention_bytes: int = 256 * 1024 * 1024
+    log_sweep_interval_s: float = 60.0
+    # Handler output waiting to be stored, all functions together; beyond it an invocation's
+    # output is replaced by a marker line and counted as dropped.
+    log_buffer_bytes: int = 64 * 1024 * 1024
 
     @property
     def store_url(self) -> str:
@@ -83,6 +92,14 @@ class ServerConfig:
             raise ConfigurationError("event_lease_s must be between 1 and 3600 seconds")
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
+        if self.log_retention_s < 0 or self.log_retention_bytes < 0:
+            raise ConfigurationError(
+                "log_retention_s and log_retention_bytes must be 0 (keep) or positive"
+            )
+        if not 0.01 <= self.log_sweep_interval_s <= 86400:
+            raise ConfigurationError("log_sweep_interval_s must be between 0.01 and 86400 seconds")
+        if self.log_buffer_bytes < 1024:
+            raise ConfigurationError("log_buffer_bytes must be at least 1024")
         return self
 
     @classmethod
@@ -139,6 +156,10 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         elif key == "port":
             out[key] = int(value)
         elif key in ("idle_timeout_s", "queue_wait_s", "retry_base_s", "event_lease_s"):
+            out[key] = float(value)
+        elif key in ("log_retention_bytes", "log_buffer_bytes"):
+            out[key] = int(value)
+        elif key in ("log_retention_s", "log_sweep_interval_s"):
             out[key] = float(value)
         else:
             out[key] = value

@@ -23,7 +23,7 @@ from pyfaas.packaging.archive import zip_directory
 from pyfaas.scaling import Scaler
 from pyfaas.server.config import ServerConfig
 from pyfaas.store import Store, open_store
-from pyfaas.telemetry import LogWriter
+from pyfaas.telemetry import LogSweeper, LogWriter, RetentionPolicy
 
 log = logging.getLogger("pyfaas.server")
 
@@ -38,6 +38,7 @@ class Server:
         self._enqueuer: Enqueuer | None = None
         self._dispatcher: Dispatcher | None = None
         self._logs: LogWriter | None = None
+        self._log_sweeper: LogSweeper | None = None
         self.services: ApiServices | None = None
 
     async def start(self) -> ApiServices:
@@ -53,8 +54,17 @@ class Server:
             executor, max_concurrency=cfg.limits.max_concurrency, wait_s=cfg.queue_wait_s
         )
         await scaler.start()
-        self._logs = logs = LogWriter(store)
+        self._logs = logs = LogWriter(store, max_pending_bytes=cfg.log_buffer_bytes)
         await logs.start()
+        self._log_sweeper = LogSweeper(
+            store.logs,
+            RetentionPolicy(
+                max_age_s=cfg.log_retention_s,
+                max_bytes_per_function=cfg.log_retention_bytes,
+                interval_s=cfg.log_sweep_interval_s,
+            ),
+        )
+        await self._log_sweeper.start()
         functions = FunctionService(
             store,
             CodeStore(cfg.home, cfg.limits),
@@ -106,6 +116,9 @@ class Server:
         if self._scaler is not None:
             await self._scaler.close()
             self._scaler = None
+        if self._log_sweeper is not None:
+            await self._log_sweeper.close()
+            self._log_sweeper = None
         if self._logs is not None:
             await self._logs.close()
             self._logs = None
