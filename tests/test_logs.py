@@ -4,7 +4,9 @@ JSON lines; retention by age and size; a flood that is bounded and reported."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import statistics
 import threading
 import time
@@ -76,7 +78,7 @@ class Follower:
     def __init__(self, server: ServerProcess, name: str, **params: Any) -> None:
         self.events: list[tuple[int, dict[str, Any], float]] = []
         self.connected = threading.Event()
-        self._stop = False
+        self._socket: socket.socket | None = None
         headers = {}
         if "last_event_id" in params:
             headers["Last-Event-ID"] = str(params.pop("last_event_id"))
@@ -96,6 +98,7 @@ class Follower:
         response = self._client.send(self._request, stream=True)
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
+        self._socket = response.extensions["network_stream"].get_extra_info("socket")
         event_id, data = 0, ""
         try:
             for line in response.iter_lines():
@@ -108,18 +111,22 @@ class Follower:
                 elif not line and data:
                     self.events.append((event_id, json.loads(data), time.monotonic()))
                     data = ""
-                if self._stop:
-                    return
         except httpx.HTTPError:
             return
+        finally:
+            response.close()
 
     def request_ids(self) -> list[str]:
         return [record["request_id"] for _, record, _ in self.events]
 
     def close(self) -> None:
-        self._stop = True
-        self._client.close()
+        """Hang up, as a client that goes away does (the reader thread's recv returns)."""
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         self._thread.join(10)
+        assert not self._thread.is_alive()
+        self._client.close()
 
     def __enter__(self) -> Follower:
         return self
@@ -295,6 +302,24 @@ def test_the_cli_follows_with_the_event_stream(server: ServerProcess, api: httpx
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_stopping_the_server_ends_open_follows_at_once(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "home").wait_ready()
+    try:
+        with srv.client() as api:
+            name = echo_function(api, "stopping")
+            follower = Follower(srv, name)
+            invoke(api, name, lines=["before the stop"])
+            wait_for(lambda: len(follower.events) == 1, what="one record")
+    finally:
+        began = time.monotonic()
+        srv.stop()
+        took = time.monotonic() - began
+    follower.close()
+    assert srv.proc.returncode == 0
+    assert took < 8, f"stopping took {took:.1f} s: the open stream held it up"
+    assert "timeout graceful shutdown exceeded" not in srv.log_path.read_text()
 
 
 def test_a_follower_that_falls_behind_catches_up_from_the_store(tmp_path: Path) -> None:

@@ -75,6 +75,11 @@ class LogQueryService:
                 code="invalid_cursor",
             )
 
+    def end_follows(self) -> None:
+        """End every follow (the server is stopping); followers resume elsewhere or later
+        with their cursor."""
+        self._writer.feed.close()
+
     def stats(self, function: str) -> LogStats:
         """What this server lost of ``function``'s log output (truncated or dropped)."""
         return self._writer.stats(function)
@@ -92,9 +97,10 @@ class LogQueryService:
         first, without end (see ``start_cursor`` for a follow without one). Yields None every
         ``heartbeat_s`` without records (so the caller can keep its connection alive).
 
-        Live records come from the writer's feed of this server, in-process: on a PostgreSQL
-        shared by several servers, records written by other servers show up only when the
-        follower catches up from the store (at the start, and when it falls behind).
+        Ends when ``end_follows`` is called. Live records come from the writer's feed of
+        this server, in-process: on a PostgreSQL shared by several servers, records written
+        by other servers show up only when the follower catches up from the store (at the
+        start, and when it falls behind).
         """
         feed = self._writer.feed
         with feed.subscribe(query.function) as subscription:
@@ -114,6 +120,8 @@ class LogQueryService:
                         yield record
                     caught_up = set(newest)
                 batch = await subscription.next_batch(self._heartbeat_s)
+                if subscription.closed:
+                    return
                 lagged = batch is None
                 if batch is None:
                     continue

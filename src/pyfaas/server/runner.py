@@ -9,6 +9,8 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -197,8 +199,9 @@ def run(config: ServerConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        build_app(config),
+    app = build_app(config)
+    _Uvicorn(
+        app,
         host=config.host,
         port=config.port,
         loop="uvloop",
@@ -207,4 +210,20 @@ def run(config: ServerConfig) -> None:
         log_level="info",
         lifespan="on",
         timeout_graceful_shutdown=10,
-    )
+    ).run()
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server that, asked to exit, also ends the streams following logs: they have
+    no end of their own and would hold the graceful shutdown for its whole timeout."""
+
+    def __init__(self, app: Starlette, **options: Any) -> None:
+        super().__init__(uvicorn.Config(app, **options))
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        services: ApiServices | None = getattr(self._app.state, "services", None)
+        if services is not None:
+            # Not from the handler itself: it may interrupt the loop in the middle of a step.
+            asyncio.get_running_loop().call_soon_threadsafe(services.logs.end_follows)

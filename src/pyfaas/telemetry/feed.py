@@ -26,7 +26,17 @@ class Subscription:
         self._queue: deque[LogRecord] = deque()
         self._bytes = 0
         self._lagged = False
+        self._closed = False
         self._ready = asyncio.Event()
+
+    @property
+    def closed(self) -> bool:
+        """The server is stopping: the follower should end its stream."""
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
 
     def reset(self) -> None:
         """Forget what is queued and any lag (the follower is about to read the store)."""
@@ -72,11 +82,21 @@ class LogFeed:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._max_records = max_records
         self._max_bytes = max_bytes
+        self._closed = False
+
+    def close(self) -> None:
+        """End every subscription, now and from now on (the server is stopping)."""
+        self._closed = True
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.close()
 
     @contextlib.contextmanager
     def subscribe(self, function: str) -> Iterator[Subscription]:
         """Receive ``function``'s records stored from now on, until the block ends."""
         sub = Subscription(function, self._max_records, self._max_bytes)
+        if self._closed:
+            sub.close()
         self._subscribers.setdefault(function, set()).add(sub)
         try:
             yield sub
