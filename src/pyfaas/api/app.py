@@ -33,7 +33,7 @@ from pyfaas.api.functions import (
     put_function,
 )
 from pyfaas.api.invoke import invoke_function
-from pyfaas.api.logs import function_logs
+from pyfaas.api.logs import follow_logs, function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.schedules import (
     create_schedule,
@@ -108,6 +108,7 @@ ROUTES = [
     Route("/v1/functions/{name}/schedules/{id}", delete_schedule, methods=["DELETE"]),
     Route("/v1/usage", usage_report, methods=["GET"]),
     Route("/metrics", prometheus_metrics, methods=["GET"]),
+    Route("/v1/functions/{name}/logs/stream", follow_logs, methods=["GET"]),
 ]
 
 

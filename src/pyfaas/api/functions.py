@@ -92,6 +92,7 @@ async def get_function(request: Request) -> Response:
     record = await svc.functions.get(request.path_params["name"])
     body = record.to_dict()
     body["stats"] = asdict(svc.scaler.stats(record.name))
+    body["stats"].update(svc.logs.stats(record.name).to_dict())
     body["async_events"] = await svc.events.counts(record.name)
     body["schedules"] = [
         render_schedule(svc.schedules, s) for s in await svc.schedules.list(record.name)

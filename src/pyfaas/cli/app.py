@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from rich.text import Text
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
+from pyfaas.cli.logs import logs
 from pyfaas.cli.schedules import schedule
 from pyfaas.cli.upload import upload_bundle
 from pyfaas.cli.urls import url_app
@@ -330,36 +330,7 @@ def remove(
     err.print(f"[green]✓[/green] Deleted [bold]{name}[/bold]")
 
 
-@app.command()
-def logs(
-    name: Annotated[str, typer.Argument(help="Function name")],
-    request_id: Annotated[str | None, typer.Option("--request-id", "-r")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new logs")] = False,
-    limit: Annotated[int, typer.Option(help="How many invocations to show")] = 20,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-) -> None:
-    """Print a function's logs: START, the handler's output, END and REPORT lines."""
-    client = ApiClient(url, token)
-    params: dict[str, Any] = {"limit": limit}
-    if request_id:
-        params["request_id"] = request_id
-    page = client.json("GET", f"/v1/functions/{name}/logs", params=params)
-    _print_records(page["records"])
-    after = page["last_id"]
-    while follow:
-        time.sleep(0.25)
-        page = client.json(
-            "GET", f"/v1/functions/{name}/logs", params={**params, "after": after, "limit": 1000}
-        )
-        _print_records(page["records"])
-        after = page["last_id"]
-
-
-def _print_records(records: list[dict[str, Any]]) -> None:
-    for record in records:
-        sys.stdout.write(record["text"])
-    sys.stdout.flush()
+app.command("logs")(logs)
 
 
 def _read_payload(payload: str | None) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -46,6 +48,17 @@ class ApiClient:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
+
+    @contextlib.contextmanager
+    def stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """GET ``path`` as a stream (no read timeout). An error answer raises CliError;
+        httpx.TransportError (connection refused, dropped) is left to the caller to retry."""
+        timeout = httpx.Timeout(10.0, read=None)
+        with self._http.stream("GET", path, timeout=timeout, **kwargs) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise CliError(_describe_error(response))
+            yield response
 
 
 def _describe_error(response: httpx.Response) -> str:

@@ -31,7 +31,7 @@ from pyfaas.model.invocation import (
     InvocationResult,
     new_request_id,
 )
-from pyfaas.model.logs import LogRecord
+from pyfaas.model.logs import LogQuery, LogRecord, LogStats
 from pyfaas.model.usage import PricePlan, UsageRecord
 
 __all__ = [
@@ -52,7 +52,9 @@ __all__ = [
     "InvocationResult",
     "LengthRequired",
     "Limits",
+    "LogQuery",
     "LogRecord",
+    "LogStats",
     "NotFound",
     "PayloadTooLarge",
     "PricePlan",

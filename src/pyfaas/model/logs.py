@@ -27,3 +27,57 @@ class LogRecord:
             "timestamp": self.timestamp,
             "text": self.text,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """Which log records of one function to read.
+
+    ``contains`` keeps records holding that text (case-sensitive substring); ``since`` and
+    ``until`` bound ``timestamp`` (seconds since the epoch, inclusive); ``after_id`` is a
+    cursor: only records with a greater id. ``tail`` takes the newest ``limit`` records
+    instead of the first ones (the result is oldest first either way).
+    """
+
+    function: str
+    request_id: str | None = None
+    contains: str | None = None
+    since: float | None = None
+    until: float | None = None
+    after_id: int = 0
+    limit: int = 100
+    tail: bool = False
+
+    def matches(self, record: LogRecord) -> bool:
+        """Whether ``record`` passes every filter but the cursor and the limit."""
+        return (
+            record.function == self.function
+            and (self.request_id is None or record.request_id == self.request_id)
+            and (self.contains is None or self.contains in record.text)
+            and (self.since is None or record.timestamp >= self.since)
+            and (self.until is None or record.timestamp <= self.until)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    """What a server lost of a function's log output since it started.
+
+    ``truncated_bytes``: cut by the per-invocation cap (``log_bytes_per_invocation``) in the
+    worker. ``dropped_bytes``: handler output the server's log buffer had no room for.
+    ``dropped_records``: whole invocation logs dropped (the buffer was full even for the
+    START/END/REPORT lines). ``invocations_with_loss``: invocations that lost any of these.
+    """
+
+    truncated_bytes: int = 0
+    dropped_bytes: int = 0
+    dropped_records: int = 0
+    invocations_with_loss: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "log_truncated_bytes": self.truncated_bytes,
+            "log_dropped_bytes": self.dropped_bytes,
+            "log_dropped_records": self.dropped_records,
+            "log_invocations_with_loss": self.invocations_with_loss,
+        }

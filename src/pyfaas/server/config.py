@@ -52,6 +52,15 @@ class ServerConfig:
     # Price plans from pyfaas.toml's [prices.NAME] tables; "default" always exists (Lambda's
     # x86 prices unless [prices.default] or PYFAAS_PRICE_* say otherwise).
     price_plans: tuple[PricePlan, ...] = (PricePlan(),)
+    # Log retention, applied by a sweeper every log_sweep_interval_s: records older than
+    # log_retention_s go, and each function keeps its newest log_retention_bytes of log text
+    # (0 turns either off).
+    log_retention_s: float = 7 * 24 * 3600.0
+    log_retention_bytes: int = 256 * 1024 * 1024
+    log_sweep_interval_s: float = 60.0
+    # Handler output waiting to be stored, all functions together; beyond it an invocation's
+    # output is replaced by a marker line and counted as dropped.
+    log_buffer_bytes: int = 64 * 1024 * 1024
 
     @property
     def store_url(self) -> str:
@@ -93,6 +102,14 @@ class ServerConfig:
             raise ConfigurationError("schedule_poll_s must be between 0.01 and 60 seconds")
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
+        if self.log_retention_s < 0 or self.log_retention_bytes < 0:
+            raise ConfigurationError(
+                "log_retention_s and log_retention_bytes must be 0 (keep) or positive"
+            )
+        if not 0.01 <= self.log_sweep_interval_s <= 86400:
+            raise ConfigurationError("log_sweep_interval_s must be between 0.01 and 86400 seconds")
+        if self.log_buffer_bytes < 1024:
+            raise ConfigurationError("log_buffer_bytes must be at least 1024")
         return self
 
     @classmethod
@@ -162,6 +179,10 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = float(value)
         elif key == "metering":
             out[key] = _boolean(key, value)
+        elif key in ("log_retention_bytes", "log_buffer_bytes"):
+            out[key] = int(value)
+        elif key in ("log_retention_s", "log_sweep_interval_s"):
+            out[key] = float(value)
         else:
             out[key] = value
     return out

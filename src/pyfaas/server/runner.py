@@ -9,6 +9,8 @@ import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -33,7 +35,7 @@ from pyfaas.packaging.archive import zip_directory
 from pyfaas.scaling import Scaler
 from pyfaas.server.config import ServerConfig
 from pyfaas.store import Store, open_store
-from pyfaas.telemetry import LogWriter
+from pyfaas.telemetry import LogSweeper, LogWriter, RetentionPolicy
 from pyfaas.telemetry.metrics import InvocationMetrics
 
 log = logging.getLogger("pyfaas.server")
@@ -51,6 +53,7 @@ class Server:
         self._scheduler: Scheduler | None = None
         self._logs: LogWriter | None = None
         self._usage: UsageWriter | None = None
+        self._log_sweeper: LogSweeper | None = None
         self.services: ApiServices | None = None
 
     async def start(self) -> ApiServices:
@@ -66,7 +69,7 @@ class Server:
             executor, max_concurrency=cfg.limits.max_concurrency, wait_s=cfg.queue_wait_s
         )
         await scaler.start()
-        self._logs = logs = LogWriter(store)
+        self._logs = logs = LogWriter(store, max_pending_bytes=cfg.log_buffer_bytes)
         await logs.start()
         metrics = InvocationMetrics()
         prices = PriceBook(cfg.price_plans)
@@ -74,6 +77,15 @@ class Server:
         if cfg.metering:
             self._usage = usage = UsageWriter(store.usage, listeners=[metrics])
             await usage.start()
+        self._log_sweeper = LogSweeper(
+            store.logs,
+            RetentionPolicy(
+                max_age_s=cfg.log_retention_s,
+                max_bytes_per_function=cfg.log_retention_bytes,
+                interval_s=cfg.log_sweep_interval_s,
+            ),
+        )
+        await self._log_sweeper.start()
         functions = FunctionService(
             store,
             CodeStore(cfg.home, cfg.limits),
@@ -144,6 +156,9 @@ class Server:
         if self._scaler is not None:
             await self._scaler.close()
             self._scaler = None
+        if self._log_sweeper is not None:
+            await self._log_sweeper.close()
+            self._log_sweeper = None
         if self._logs is not None:
             await self._logs.close()
             self._logs = None
@@ -225,8 +240,9 @@ def run(config: ServerConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        build_app(config),
+    app = build_app(config)
+    _Uvicorn(
+        app,
         host=config.host,
         port=config.port,
         loop="uvloop",
@@ -235,4 +251,20 @@ def run(config: ServerConfig) -> None:
         log_level="info",
         lifespan="on",
         timeout_graceful_shutdown=10,
-    )
+    ).run()
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server that, asked to exit, also ends the streams following logs: they have
+    no end of their own and would hold the graceful shutdown for its whole timeout."""
+
+    def __init__(self, app: Starlette, **options: Any) -> None:
+        super().__init__(uvicorn.Config(app, **options))
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        services: ApiServices | None = getattr(self._app.state, "services", None)
+        if services is not None:
+            # Not from the handler itself: it may interrupt the loop in the middle of a step.
+            asyncio.get_running_loop().call_soon_threadsafe(services.logs.end_follows)

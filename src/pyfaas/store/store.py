@@ -9,9 +9,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pyfaas.model import FunctionConfig, FunctionExists, FunctionNotFound, FunctionRecord, LogRecord
+from pyfaas.model import (
+    FunctionConfig,
+    FunctionExists,
+    FunctionNotFound,
+    FunctionRecord,
+    LogQuery,
+    LogRecord,
+)
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
+from pyfaas.store.logs import LogStore
 from pyfaas.store.schedules import ScheduleStore
 from pyfaas.store.tables import functions, invocation_logs
 from pyfaas.store.urls import UrlStore
@@ -27,25 +35,6 @@ _LIST_FUNCTIONS = sa.select(functions).order_by(_f.name)
 _DELETE_FUNCTION = functions.delete().where(_f.name == sa.bindparam("name"))
 _DELETE_LOGS = invocation_logs.delete().where(_l.function == sa.bindparam("name"))
 _CODE_REFERENCED = sa.select(sa.literal(1)).where(_f.code_sha256 == sa.bindparam("sha")).limit(1)
-_INSERT_LOGS = invocation_logs.insert()
-
-
-def _logs_query(*, by_request: bool, tail: bool) -> sa.Select[Any]:
-    query = sa.select(invocation_logs).where(
-        _l.function == sa.bindparam("function"), _l.id > sa.bindparam("after_id")
-    )
-    if by_request:
-        query = query.where(_l.request_id == sa.bindparam("request_id"))
-    # The (function, id) index serves both directions; a tail reads backwards from the end.
-    order = _l.id.desc() if tail else _l.id.asc()
-    return query.order_by(order).limit(sa.bindparam("limit", type_=sa.Integer))
-
-
-_QUERY_LOGS = {
-    (by_request, tail): _logs_query(by_request=by_request, tail=tail)
-    for by_request in (False, True)
-    for tail in (False, True)
-}
 
 
 class Store:
@@ -63,6 +52,7 @@ class Store:
         self.urls = UrlStore(engine, self._tx)
         self.schedules = ScheduleStore(engine, self._tx)
         self.usage = UsageStore(engine, self._tx)
+        self.logs = LogStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
@@ -131,24 +121,12 @@ class Store:
         async with self._engine.connect() as conn:
             return (await conn.execute(_CODE_REFERENCED, {"sha": code_sha256})).first() is not None
 
-    async def append_logs(self, records: Sequence[LogRecord]) -> None:
-        """Store a batch of log records with one executemany; their ``id`` is ignored.
+    async def append_logs(self, records: Sequence[LogRecord]) -> list[LogRecord]:
+        """Store a batch of log records in one statement; return them with their ids.
 
         Ids are assigned in the order given, so they increase within and across batches.
         """
-        if not records:
-            return
-        rows = [
-            {
-                "function": r.function,
-                "request_id": r.request_id,
-                "timestamp": r.timestamp,
-                "text": r.text,
-            }
-            for r in records
-        ]
-        async with self._tx.begin() as conn:
-            await conn.execute(_INSERT_LOGS, rows)
+        return await self.logs.append(records)
 
     async def query_logs(
         self,
@@ -164,16 +142,9 @@ class Store:
         At most ``limit`` records: the first ones, or with ``tail`` the last ones (still
         ascending). Polling with ``after_id`` = the last id seen follows a log.
         """
-        if limit <= 0:
-            return []
-        params: dict[str, Any] = {"function": function, "after_id": after_id, "limit": limit}
-        if request_id is not None:
-            params["request_id"] = request_id
-        async with self._engine.connect() as conn:
-            result = await conn.execute(_QUERY_LOGS[request_id is not None, tail], params)
-            rows = result.all()
-        records = [LogRecord(r.function, r.request_id, r.timestamp, r.text, r.id) for r in rows]
-        return records[::-1] if tail else records
+        return await self.logs.search(
+            LogQuery(function, request_id=request_id, after_id=after_id, limit=limit, tail=tail)
+        )
 
 
 async def open_store(url: str) -> Store:

@@ -48,6 +48,10 @@ invocation_logs = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Index("ix_invocation_logs_function_id", "function", "id"),
     sa.Index("ix_invocation_logs_request_id", "request_id"),
+    # Bytes of text (UTF-8): retention by size sums it without reading the text.
+    sa.Column("size", sa.Integer, nullable=False, server_default="0"),
+    # Retention by age deletes from the oldest timestamp up.
+    sa.Index("ix_invocation_logs_timestamp", "timestamp"),
 )
 
 # Asynchronous invocations: the durable queue, their status, and the dead-letter queue
