@@ -40,6 +40,10 @@ class BatchWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
 
+    def __len__(self) -> int:
+        """Items waiting for a batch."""
+        return len(self._pending)
+
     def submit(self, item: T) -> None:
         """Queue one item for the next batch."""
         pending = self._pending

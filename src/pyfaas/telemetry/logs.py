@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from pyfaas.model import FunctionVersion, InvocationResult, LogRecord, LogStats
+from pyfaas.store.batches import BatchWriter
 from pyfaas.telemetry.feed import LogFeed
 from pyfaas.telemetry.lines import dropped_marker, truncated_bytes
 from pyfaas.telemetry.report import format_invocation_log
-from pyfaas.telemetry.tasks import cancel_and_wait
-
-log = logging.getLogger("pyfaas.telemetry")
 
 _Invocation = tuple[FunctionVersion, InvocationResult, float]
+
+
+def _size(item: LogRecord | _Invocation) -> int:
+    """The handler output an item holds (what the pending bound counts)."""
+    return len(item.text) if isinstance(item, LogRecord) else len(item[1].logs)
 
 
 def _as_record(item: LogRecord | _Invocation) -> LogRecord:
@@ -63,21 +64,19 @@ class LogWriter:
         feed: LogFeed | None = None,
     ) -> None:
         self._sink = sink
-        self._interval_s = interval_s
-        self._max_batch = max_batch
         self._max_pending_bytes = max_pending_bytes
         self._max_pending_records = max_pending_records
         self.feed = feed or LogFeed()
-        self._pending: list[LogRecord | _Invocation] = []
         self._pending_bytes = 0
         self._losses: dict[str, LogStats] = {}
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._write_lock = asyncio.Lock()
+        self._batches: BatchWriter[LogRecord | _Invocation] = BatchWriter(
+            self._write, name="pyfaas-log-writer", interval_s=interval_s, max_batch=max_batch
+        )
 
     def submit(self, record: LogRecord) -> None:
         """Queue one record for the next batch."""
-        self._queue(record, len(record.text))
+        self._pending_bytes += _size(record)
+        self._batches.submit(record)
 
     def submit_invocation(
         self, fv: FunctionVersion, result: InvocationResult, started: float
@@ -85,7 +84,7 @@ class LogWriter:
         """Queue an invocation's log; its START/END/REPORT text is made at flush time."""
         truncated = truncated_bytes(result.logs) if result.logs else 0
         dropped = 0
-        if len(self._pending) >= self._max_pending_records:
+        if len(self._batches) >= self._max_pending_records:
             self._count_loss(fv.name, truncated, len(result.logs), record=True)
             return
         if self._pending_bytes + len(result.logs) > self._max_pending_bytes:
@@ -93,7 +92,8 @@ class LogWriter:
             result = dataclasses.replace(result, logs=dropped_marker(dropped))
         if truncated or dropped:
             self._count_loss(fv.name, truncated, dropped)
-        self._queue((fv, result, started), len(result.logs))
+        self._pending_bytes += len(result.logs)
+        self._batches.submit((fv, result, started))
 
     def stats(self, function: str) -> LogStats:
         """What this server lost of ``function``'s log output since it started."""
@@ -110,40 +110,18 @@ class LogWriter:
             invocations_with_loss=was.invocations_with_loss + 1,
         )
 
-    def _queue(self, item: LogRecord | _Invocation, size: int) -> None:
-        self._pending.append(item)
-        self._pending_bytes += size
-        if len(self._pending) == 1 or len(self._pending) >= self._max_batch:
-            self._wakeup.set()
+    async def _write(self, items: list[LogRecord | _Invocation]) -> None:
+        # A failed write is logged by the BatchWriter: losing logs must not fail invocations.
+        self._pending_bytes -= sum(_size(item) for item in items)
+        self.feed.publish(await self._sink.append_logs([_as_record(item) for item in items]))
 
     async def flush(self) -> None:
         """Write everything submitted so far; returns when it is stored."""
-        async with self._write_lock:
-            while self._pending:
-                items, self._pending = self._pending, []
-                self._pending_bytes = 0
-                batch = [_as_record(item) for item in items]
-                try:
-                    stored = await self._sink.append_logs(batch)
-                except Exception:
-                    # Losing logs must not take invocations down; say so loudly.
-                    log.exception("could not store %d log records", len(batch))
-                    continue
-                self.feed.publish(stored)
+        await self._batches.flush()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pyfaas-log-writer")
+        await self._batches.start()
 
     async def close(self) -> None:
         """Stop the background task and write what is pending."""
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if len(self._pending) < self._max_batch:
-                await asyncio.sleep(self._interval_s)
-            await self.flush()
+        await self._batches.close()
