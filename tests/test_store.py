@@ -112,6 +112,7 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "functions",
         "invocation_logs",
         "async_events",
+        "event_source_mappings",
     }
     assert before["revision"] == HEAD
 

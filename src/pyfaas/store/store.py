@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pyfaas.model import FunctionConfig, FunctionExists, FunctionNotFound, FunctionRecord, LogRecord
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
+from pyfaas.store.sources import SourceMappingStore
 from pyfaas.store.tables import functions, invocation_logs
 
 # Statements are built once; SQLAlchemy then reuses their compiled form from its cache.
@@ -57,6 +58,7 @@ class Store:
         self._engine = engine
         self._tx = Transactions(engine)
         self.events = EventStore(engine, self._tx)
+        self.sources = SourceMappingStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
