@@ -14,6 +14,13 @@ from typing import Any
 from pyfaas.model import ConfigurationError, Limits
 
 EXECUTORS = ("local",)
+_FLOAT_SETTINGS = (
+    "idle_timeout_s",
+    "queue_wait_s",
+    "retry_base_s",
+    "event_lease_s",
+    "source_backoff_s",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,9 @@ class ServerConfig:
     # ones every third of it); after a crash, other servers on a shared PostgreSQL deliver it
     # again once it lapses. A SQLite server requeues at start what it had running.
     event_lease_s: float = 30.0
+    # Event sources: the wait before a failed batch's first retry and before reconnecting
+    # to a broker that went away, doubled each time up to a minute.
+    source_backoff_s: float = 1.0
     region: str = "us-east-1"
     account_id: str = "000000000000"
     deploy_dir: Path | None = None
@@ -81,6 +91,8 @@ class ServerConfig:
             raise ConfigurationError("retry_base_s must be between 0 and 3600 seconds")
         if not 1 <= self.event_lease_s <= 3600:
             raise ConfigurationError("event_lease_s must be between 1 and 3600 seconds")
+        if not 0.01 <= self.source_backoff_s <= 60:
+            raise ConfigurationError("source_backoff_s must be between 0.01 and 60 seconds")
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
         return self
@@ -138,7 +150,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = Path(value)
         elif key == "port":
             out[key] = int(value)
-        elif key in ("idle_timeout_s", "queue_wait_s", "retry_base_s", "event_lease_s"):
+        elif key in _FLOAT_SETTINGS:
             out[key] = float(value)
         else:
             out[key] = value

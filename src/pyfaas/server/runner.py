@@ -22,6 +22,7 @@ from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
 from pyfaas.scaling import Scaler
 from pyfaas.server.config import ServerConfig
+from pyfaas.sources import DeadLetter, PollSettings, SourceService
 from pyfaas.store import Store, open_store
 from pyfaas.telemetry import LogWriter
 
@@ -38,6 +39,7 @@ class Server:
         self._enqueuer: Enqueuer | None = None
         self._dispatcher: Dispatcher | None = None
         self._logs: LogWriter | None = None
+        self._sources: SourceService | None = None
         self.services: ApiServices | None = None
 
     async def start(self) -> ApiServices:
@@ -79,6 +81,18 @@ class Server:
             # One server per SQLite file: what the last one was running died with it.
             release_on_start=store.is_sqlite,
         )
+        self._sources = sources = SourceService(
+            store.sources,
+            resolve=functions.resolve,
+            run=invocations.run,
+            dead_letter=DeadLetter(write=store.sources.dead_letter, enqueue=enqueuer.submit),
+            settings=PollSettings(
+                backoff_s=cfg.source_backoff_s,
+                lease_s=cfg.event_lease_s,
+            ),
+            region=cfg.region,
+            account_id=cfg.account_id,
+        )
         self.services = ApiServices(
             functions=functions,
             invocations=invocations,
@@ -87,16 +101,22 @@ class Server:
             scaler=scaler,
             limits=cfg.limits,
             upload_dir=cfg.home / "uploads",
+            sources=sources,
         )
         await functions.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         await dispatcher.start()
+        await sources.start()
         return self.services
 
     async def stop(self) -> None:
         """Stop workers, write pending logs, close the store. Safe to call twice."""
         self.services = None
+        if self._sources is not None:
+            # First: its pollers invoke functions and enqueue failure records.
+            await self._sources.close()
+            self._sources = None
         if self._dispatcher is not None:
             await self._dispatcher.close()
             self._dispatcher = None
