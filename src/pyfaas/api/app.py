@@ -36,6 +36,13 @@ from pyfaas.api.invoke import invoke_function
 from pyfaas.api.logs import function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import ApiServices
+from pyfaas.api.sources import (
+    create_mapping,
+    delete_mapping,
+    get_mapping,
+    list_mappings,
+    patch_mapping,
+)
 from pyfaas.model import PyfaasError
 
 _schemas = SchemaGenerator(
@@ -86,6 +93,11 @@ ROUTES = [
     Route("/v1/dlq", list_dead_letters, methods=["GET"]),
     Route("/v1/dlq/redrive", redrive_dead_letters, methods=["POST"]),
     Route("/v1/dlq/{request_id}", show_dead_letter, methods=["GET"]),
+    Route("/v1/event-source-mappings", list_mappings, methods=["GET"]),
+    Route("/v1/event-source-mappings", create_mapping, methods=["POST"]),
+    Route("/v1/event-source-mappings/{uuid}", get_mapping, methods=["GET"]),
+    Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
+    Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
 ]
 
 

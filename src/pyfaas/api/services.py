@@ -10,6 +10,7 @@ from starlette.requests import Request
 from pyfaas.control import EventService, FunctionService, InvocationService, LogQueryService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
+from pyfaas.sources import SourceService
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class ApiServices:
     scaler: Scaler
     limits: Limits
     upload_dir: Path
+    sources: SourceService
 
 
 def services(request: Request) -> ApiServices:

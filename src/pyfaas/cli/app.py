@@ -16,6 +16,7 @@ from rich.text import Text
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
+from pyfaas.cli.sources import sources
 from pyfaas.cli.upload import upload_bundle
 
 app = typer.Typer(
@@ -288,6 +289,7 @@ def show(
 
 app.command("status")(invocation_status)
 app.add_typer(dlq, name="dlq")
+app.add_typer(sources, name="sources")
 
 
 @app.command("rm")
