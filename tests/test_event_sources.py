@@ -441,6 +441,48 @@ def test_a_disabled_mapping_leaves_messages_on_the_broker_until_enabled(
     wait_for(lambda: bodies(out) == {"while-disabled": 1}, 20, "delivered once enabled")
 
 
+def test_a_throttled_function_holds_its_messages_without_spending_retries(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    broker = RedisBroker()
+    try:
+        name, out = consumer(api, tmp_path)
+        stop = api.patch(f"/v1/functions/{name}", json={"reserved_concurrency": 0})
+        assert stop.status_code == 200, stop.text
+        mapping = create(api, broker.mapping(name, maximum_retry_attempts=0))
+        broker.publish(["held-back"])
+        time.sleep(1.5)
+        info = mapping_of(api, mapping["uuid"])
+        assert lines(out) == [] and info["in_flight"] == 1, info
+        assert (info["dead_lettered"], info["retries"]) == (0, 0), "a throttle is no failure"
+        go = api.patch(f"/v1/functions/{name}", json={"reserved_concurrency": 1})
+        assert go.status_code == 200, go.text
+        wait_for(lambda: bodies(out) == {"held-back": 1}, 20, "delivered once admitted")
+        assert_all_acked(api, broker, mapping)
+    finally:
+        broker.cleanup()
+
+
+def test_a_deleted_function_makes_its_mapping_unhealthy_and_its_messages_wait(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    broker = RedisBroker()
+    try:
+        name, out = consumer(api, tmp_path)
+        mapping = create(api, broker.mapping(name))
+        assert api.delete(f"/v1/functions/{name}").status_code in (200, 204)
+        broker.publish(["orphan"])
+        wait_for(lambda: mapping_of(api, mapping["uuid"])["health"] == "unhealthy", 20)
+        assert name in mapping_of(api, mapping["uuid"])["last_error"]
+        env = {"OUT": str(out)}
+        assert deploy(api, name, CONSUMER, environment=env).status_code == 201
+        wait_for(lambda: bodies(out) == {"orphan": 1}, 30, "delivered to the new function")
+        wait_for(lambda: mapping_of(api, mapping["uuid"])["health"] == "healthy", 10)
+        assert_all_acked(api, broker, mapping)
+    finally:
+        broker.cleanup()
+
+
 # --- restarts and brokers that go away -------------------------------------------------------
 
 
