@@ -19,8 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import ServerProcess, deploy, run_cli, unique, wait_for
+from pyfaas.model import InvalidRequest
+from pyfaas.model.sources import apply_changes, parse_mapping
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +36,8 @@ SERVER_ENV = {
     "PYFAAS_EVENT_LEASE_S": "2",
     "PYFAAS_QUEUE_WAIT_S": "0.05",
     "PYFAAS_RETRY_BASE_S": "0.2",
+    # Small enough that a batch of big messages must be split (Lambda's 6 MB, scaled down).
+    "PYFAAS_LIMIT_SYNC_PAYLOAD_BYTES": "65536",
 }
 
 # Writes one line per record it sees to $OUT. A body containing "poison" always fails, one
@@ -441,6 +447,23 @@ def test_a_disabled_mapping_leaves_messages_on_the_broker_until_enabled(
     wait_for(lambda: bodies(out) == {"while-disabled": 1}, 20, "delivered once enabled")
 
 
+def test_a_batch_over_the_payload_limit_is_split_into_invocations_that_fit(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    broker = RedisBroker()
+    try:
+        name, out = consumer(api, tmp_path)
+        sent = [f"big-{i}-" + "x" * 20_000 for i in range(10)]
+        broker.publish(sent)  # 10 x 27 KB of base64: three invocations under 64 KB
+        mapping = create(api, broker.mapping(name, batch_size=10, maximum_batching_window_s=0.5))
+        wait_for(lambda: set(bodies(out)) == set(sent), 20, "every message processed")
+        sizes = collections.Counter(line["n"] for line in lines(out))
+        assert max(sizes) == 2 and sum(sizes.values()) == 10, sizes
+        assert_all_acked(api, broker, mapping)
+    finally:
+        broker.cleanup()
+
+
 def test_a_throttled_function_holds_its_messages_without_spending_retries(
     api: httpx.Client, tmp_path: Path
 ) -> None:
@@ -720,6 +743,37 @@ def test_the_password_of_a_broker_url_is_never_shown(api: httpx.Client, tmp_path
         api.delete(f"/v1/event-source-mappings/{mapping['uuid']}")
     finally:
         rabbit.cleanup()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=6,
+)
+_fields = st.sampled_from(
+    ["function", "type", "url", "stream", "queue", "subject", "consumer_group", "batch_size",
+     "maximum_batching_window_s", "enabled", "maximum_retry_attempts", "on_failure",
+     "function_response_types", "starting_position", "other"]
+)  # fmt: skip
+_base = {"function": "f", "type": "redis", "url": REDIS_URL, "stream": "s"}
+
+
+@given(st.dictionaries(_fields, _json_values | st.sampled_from(list(_base.values()))))
+def test_any_mapping_body_is_either_a_valid_mapping_or_an_invalid_request(
+    body: dict[str, Any],
+) -> None:
+    for candidate in (body, {**_base, **body}):
+        try:
+            mapping = parse_mapping(candidate, uuid="u" * 36, now=1.0)
+        except InvalidRequest as exc:
+            assert exc.code and exc.message
+            continue
+        assert 1 <= mapping.batch_size <= 10_000
+        assert 0 <= mapping.maximum_batching_window_s <= 300
+        assert -1 <= mapping.maximum_retry_attempts <= 10_000
+        assert mapping.on_failure != mapping.function
+        again = apply_changes(mapping, {"batch_size": mapping.batch_size}, now=2.0)
+        assert again == mapping, "an unchanged setting changes nothing"
 
 
 # --- the CLI -------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def parse_mapping(body: dict[str, Any], *, uuid: str, now: float) -> EventSource
     """
     _reject_unknown(body, _FIELDS)
     kind = body.get("type")
-    if kind not in SOURCE_TYPES:
+    if not isinstance(kind, str) or kind not in SOURCE_TYPES:
         raise InvalidRequest(
             f"type must be one of {', '.join(SOURCE_TYPES)}, got {kind!r}",
             code="invalid_source_type",

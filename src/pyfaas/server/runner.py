@@ -89,6 +89,7 @@ class Server:
             settings=PollSettings(
                 backoff_s=cfg.source_backoff_s,
                 lease_s=cfg.event_lease_s,
+                max_payload_bytes=cfg.limits.sync_payload_bytes,
             ),
             region=cfg.region,
             account_id=cfg.account_id,

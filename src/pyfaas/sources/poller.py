@@ -54,6 +54,7 @@ class PollSettings:
     wait_s: float = 1.0
     lease_s: float = 30.0
     throttle_backoff_s: float = 0.5
+    max_payload_bytes: int = 6 * 1024 * 1024  # as on Lambda: a batch never passes it
 
 
 @dataclass(slots=True)
@@ -143,9 +144,8 @@ class Poller:
                 self.health.connected_once, self.health.healthy = True, True
                 delay = self._settings.backoff_s
                 while True:
-                    batch = await self._gather()
-                    if batch:
-                        await self._process(batch)
+                    for part in split(await self._gather(), self._settings.max_payload_bytes):
+                        await self._process(part)
             except BrokerError as exc:
                 self.health.problem(str(exc))
                 log.warning("event source %s: %s", self.mapping.uuid, exc)
@@ -264,6 +264,21 @@ class Poller:
                 enqueued_at=now,
             )
         )
+
+
+def split(batch: list[Message], max_bytes: int) -> list[list[Message]]:
+    """``batch`` in order, in parts whose records fit in ``max_bytes`` of payload (a record
+    bigger than that alone goes in a part of its own)."""
+    parts: list[list[Message]] = []
+    size = max_bytes
+    for message in batch:
+        record_size = len(json.dumps(message.record)) + 2
+        if size + record_size > max_bytes:
+            parts.append([])
+            size = len('{"Records": []}')
+        parts[-1].append(message)
+        size += record_size
+    return parts
 
 
 def failures(
