@@ -1,18 +1,7 @@
-"""Broker event sources (event source mappings): Redis Streams, RabbitMQ queues and NATS
-JetStream streams feeding functions in batches, at least once, through the scaler."""
+"""Event source mappings: a poller per enabled mapping feeds a function batches from a broker
+(the brokers room), at least once, through the scaler; the service behind the API."""
 
-from pyfaas.sources.base import BrokerError, Message, Source, SourceNotFound, SourceSettings
-from pyfaas.sources.poller import DeadLetter, PollSettings
-from pyfaas.sources.service import SOURCES, SourceService
+from pyfaas.sources.poller import DeadLetter, Poller, PollSettings
+from pyfaas.sources.service import SourceService
 
-__all__ = [
-    "SOURCES",
-    "BrokerError",
-    "DeadLetter",
-    "Message",
-    "PollSettings",
-    "Source",
-    "SourceNotFound",
-    "SourceService",
-    "SourceSettings",
-]
+__all__ = ["DeadLetter", "PollSettings", "Poller", "SourceService"]

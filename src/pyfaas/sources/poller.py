@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pyfaas.brokers import BrokerError, Message, Source
 from pyfaas.events.dispatcher import Resolve, Run, destination_record
 from pyfaas.model import (
     AsyncEvent,
@@ -26,7 +27,6 @@ from pyfaas.model import (
 )
 from pyfaas.model.events import DEAD
 from pyfaas.model.sources import EventSourceMapping
-from pyfaas.sources.base import BrokerError, Message, Source
 from pyfaas.store.events import NewEvent
 
 log = logging.getLogger("pyfaas.sources")

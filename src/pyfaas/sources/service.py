@@ -10,24 +10,15 @@ import time
 import uuid as uuids
 from typing import Any
 
+from pyfaas.brokers import SOURCES, BrokerError, SourceNotFound, SourceSettings
 from pyfaas.events.dispatcher import Resolve, Run
 from pyfaas.model import FunctionNotFound, InvalidRequest
 from pyfaas.model.sources import EventSourceMapping, apply_changes, parse_mapping, redact_url
-from pyfaas.sources.base import BrokerError, SourceFactory, SourceNotFound, SourceSettings
-from pyfaas.sources.nats_jetstream import JetStreamSource
 from pyfaas.sources.poller import DeadLetter, Poller, PollSettings
-from pyfaas.sources.rabbitmq import RabbitQueueSource
-from pyfaas.sources.redis_streams import RedisStreamSource
 from pyfaas.store.sources import SourceMappingStore
 
 log = logging.getLogger("pyfaas.sources")
 
-# A new broker is a module with a Source class, one line here and one in model.SOURCE_TYPES.
-SOURCES: dict[str, SourceFactory] = {
-    "redis": RedisStreamSource,
-    "rabbitmq": RabbitQueueSource,
-    "nats": JetStreamSource,
-}
 CONNECT_CHECK_S = 15.0
 
 

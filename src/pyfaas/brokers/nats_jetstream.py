@@ -14,8 +14,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from pyfaas.brokers.base import BrokerError, Message, SourceNotFound, SourceSettings, sqs_record
 from pyfaas.model.sources import redact_url
-from pyfaas.sources.base import BrokerError, Message, SourceNotFound, SourceSettings, sqs_record
 
 _ERRORS = (NatsError, OSError)
 

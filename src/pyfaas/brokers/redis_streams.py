@@ -13,8 +13,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from pyfaas.brokers.base import BrokerError, Message, SourceSettings
 from pyfaas.model.sources import redact_url
-from pyfaas.sources.base import BrokerError, Message, SourceSettings
 
 
 class RedisStreamSource:

@@ -12,8 +12,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity
 
+from pyfaas.brokers.base import BrokerError, Message, SourceNotFound, SourceSettings, sqs_record
 from pyfaas.model.sources import redact_url
-from pyfaas.sources.base import BrokerError, Message, SourceNotFound, SourceSettings, sqs_record
 
 _ERRORS = (*CONNECTION_EXCEPTIONS, TimeoutError)
 
