@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import ServerProcess, deploy, run_cli, unique, wait_for
+from conftest import ServerProcess, deploy, postgres_database, run_cli, unique, wait_for
 from pyfaas.model import InvalidRequest
 from pyfaas.model.sources import apply_changes, parse_mapping
 
@@ -537,6 +537,38 @@ def test_killing_and_restarting_the_server_mid_stream_loses_nothing(
             assert_all_acked(api, broker, mapping)
     finally:
         second.stop()
+
+
+@pytest.mark.postgres
+def test_servers_sharing_postgresql_share_a_mapping_as_competing_consumers(
+    tmp_path: Path,
+) -> None:
+    broker = RedisBroker()
+    out = tmp_path / "out.jsonl"
+    with postgres_database() as url:
+        env = {**SERVER_ENV, "PYFAAS_DATABASE_URL": url}
+        # One home: code and layers are stored on a file system both servers see.
+        servers = [ServerProcess(tmp_path / "home", env=env).wait_ready() for _ in range(2)]
+        try:
+            with servers[0].client() as api:
+                code = {"OUT": str(out), "SLEEP": "0.02"}
+                assert deploy(api, "shared", CONSUMER, environment=code).status_code == 201
+                mapping = create(api, broker.mapping("shared", batch_size=5))
+            with servers[1].client() as other:  # it learns of the mapping from the store
+                wait_for(lambda: mapping_of(other, mapping["uuid"])["state"] == "Enabled", 15)
+            sent = [f"pg-{i}" for i in range(40)]
+            broker.publish([*sent, "poison-pg"])
+            wait_for(lambda: set(bodies(out)) == {*sent, "poison-pg"}, 30, "all processed")
+            with servers[0].client() as api:
+                dlq = lambda: api.get("/v1/dlq", params={"function": "shared"}).json()["events"]  # noqa: E731
+                wait_for(lambda: len(dlq()) == 1, 20, "the poisoned message dead-lettered")
+                assert bodies(out)["poison-pg"] == 3, "1 attempt + 2 retries, on one server"
+                assert all(bodies(out)[body] == 1 for body in sent), "no message twice"
+                assert_all_acked(api, broker, mapping)
+        finally:
+            for server in servers:
+                server.stop()
+            broker.cleanup()
 
 
 class Proxy:

@@ -48,10 +48,20 @@ class RedisStreamSource:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):  # the group exists already: fine
                     raise
+            await self._forget_dead_consumers()
         except (RedisError, OSError, ValueError) as exc:
             await self.close()
             raise BrokerError(self._describe(exc)) from None
         self._own_pending, self._claim_cursor, self._next_claim = True, "0-0", 0.0
+
+    async def _forget_dead_consumers(self) -> None:
+        """Drop our consumers that crashed long ago and hold nothing (their entries were
+        claimed): a live one reads at least every few seconds."""
+        idle_ms = max(60_000, 10 * self._lease_ms)
+        for info in await self._client().xinfo_consumers(self._stream, self._group):
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if name.startswith("pyfaas-") and not info["pending"] and info["idle"] > idle_ms:
+                await self._client().xgroup_delconsumer(self._stream, self._group, name)
 
     async def receive(self, max_messages: int, wait_s: float) -> list[Message]:
         try:
