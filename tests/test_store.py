@@ -115,6 +115,7 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "function_urls",
         "schedules",
         "usage_records",
+        "event_source_mappings",
     }
     assert before["revision"] == HEAD
 

@@ -43,6 +43,13 @@ from pyfaas.api.schedules import (
     patch_schedule,
 )
 from pyfaas.api.services import ApiServices
+from pyfaas.api.sources import (
+    create_mapping,
+    delete_mapping,
+    get_mapping,
+    list_mappings,
+    patch_mapping,
+)
 from pyfaas.api.urls import URL_METHODS, create_url, delete_url, get_url, patch_url, serve_url
 from pyfaas.api.usage import prometheus_metrics, usage_report
 from pyfaas.model import PyfaasError
@@ -109,6 +116,11 @@ ROUTES = [
     Route("/v1/usage", usage_report, methods=["GET"]),
     Route("/metrics", prometheus_metrics, methods=["GET"]),
     Route("/v1/functions/{name}/logs/stream", follow_logs, methods=["GET"]),
+    Route("/v1/event-source-mappings", list_mappings, methods=["GET"]),
+    Route("/v1/event-source-mappings", create_mapping, methods=["POST"]),
+    Route("/v1/event-source-mappings/{uuid}", get_mapping, methods=["GET"]),
+    Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
+    Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
 ]
 
 

@@ -19,6 +19,7 @@ from pyfaas.control.urls import FunctionUrlService
 from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
+from pyfaas.sources import SourceService
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class ApiServices:
     upload_dir: Path
     urls: FunctionUrlService
     schedules: ScheduleService
+    sources: SourceService
     usage: UsageService | None = None  # None: metering is off
     metrics: MetricsService | None = None
 

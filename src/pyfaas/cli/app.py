@@ -17,6 +17,7 @@ from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
 from pyfaas.cli.schedules import schedule
+from pyfaas.cli.sources import sources
 from pyfaas.cli.upload import upload_bundle
 from pyfaas.cli.urls import url_app
 from pyfaas.cli.usage import usage
@@ -317,6 +318,7 @@ app.add_typer(dlq, name="dlq")
 app.add_typer(url_app, name="url")
 app.add_typer(schedule, name="schedule")
 app.command("usage")(usage)
+app.add_typer(sources, name="sources")
 
 
 @app.command("rm")

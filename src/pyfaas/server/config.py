@@ -14,6 +14,16 @@ from typing import Any
 from pyfaas.model import ConfigurationError, Limits, PricePlan
 
 EXECUTORS = ("local",)
+_FLOAT_SETTINGS = (
+    "idle_timeout_s",
+    "queue_wait_s",
+    "retry_base_s",
+    "event_lease_s",
+    "source_backoff_s",
+    "schedule_poll_s",
+    "log_retention_s",
+    "log_sweep_interval_s",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,9 @@ class ServerConfig:
     # How often a server reads the schedules from the store (it also wakes for each slot);
     # a slot more than max(0.25 s, 3 x this) overdue counts as missed.
     schedule_poll_s: float = 1.0
+    # Event sources: the wait before a failed batch's first retry and before reconnecting
+    # to a broker that went away, doubled each time up to a minute.
+    source_backoff_s: float = 1.0
     region: str = "us-east-1"
     account_id: str = "000000000000"
     deploy_dir: Path | None = None
@@ -100,6 +113,8 @@ class ServerConfig:
             raise ConfigurationError("event_lease_s must be between 1 and 3600 seconds")
         if not 0.01 <= self.schedule_poll_s <= 60:
             raise ConfigurationError("schedule_poll_s must be between 0.01 and 60 seconds")
+        if not 0.01 <= self.source_backoff_s <= 60:
+            raise ConfigurationError("source_backoff_s must be between 0.01 and 60 seconds")
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
         if self.log_retention_s < 0 or self.log_retention_bytes < 0:
@@ -169,20 +184,12 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = Path(value)
         elif key == "port":
             out[key] = int(value)
-        elif key in (
-            "idle_timeout_s",
-            "queue_wait_s",
-            "retry_base_s",
-            "event_lease_s",
-            "schedule_poll_s",
-        ):
+        elif key in _FLOAT_SETTINGS:
             out[key] = float(value)
         elif key == "metering":
             out[key] = _boolean(key, value)
         elif key in ("log_retention_bytes", "log_buffer_bytes"):
             out[key] = int(value)
-        elif key in ("log_retention_s", "log_sweep_interval_s"):
-            out[key] = float(value)
         else:
             out[key] = value
     return out

@@ -34,6 +34,7 @@ from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
 from pyfaas.scaling import Scaler
 from pyfaas.server.config import ServerConfig
+from pyfaas.sources import DeadLetter, PollSettings, SourceService
 from pyfaas.store import Store, open_store
 from pyfaas.telemetry import LogSweeper, LogWriter, RetentionPolicy
 from pyfaas.telemetry.metrics import InvocationMetrics
@@ -54,6 +55,7 @@ class Server:
         self._logs: LogWriter | None = None
         self._usage: UsageWriter | None = None
         self._log_sweeper: LogSweeper | None = None
+        self._sources: SourceService | None = None
         self.services: ApiServices | None = None
 
     async def start(self) -> ApiServices:
@@ -114,6 +116,19 @@ class Server:
         self._scheduler = scheduler = Scheduler(
             store.schedules, enqueuer, resolve=functions.resolve, poll_s=cfg.schedule_poll_s
         )
+        self._sources = sources = SourceService(
+            store.sources,
+            resolve=functions.resolve,
+            run=invocations.run,
+            dead_letter=DeadLetter(write=store.sources.dead_letter, enqueue=enqueuer.submit),
+            settings=PollSettings(
+                backoff_s=cfg.source_backoff_s,
+                lease_s=cfg.event_lease_s,
+                max_payload_bytes=cfg.limits.sync_payload_bytes,
+            ),
+            region=cfg.region,
+            account_id=cfg.account_id,
+        )
         self.services = ApiServices(
             functions=functions,
             invocations=invocations,
@@ -133,12 +148,14 @@ class Server:
             schedules=ScheduleService(store.schedules, functions, scheduler, cfg.limits),
             usage=None if usage is None else UsageService(store.usage, usage, prices),
             metrics=MetricsService(metrics, scaler, store.events, usage),
+            sources=sources,
         )
         await functions.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         await dispatcher.start()
         await scheduler.start()
+        await sources.start()
         return self.services
 
     async def stop(self) -> None:
@@ -147,6 +164,10 @@ class Server:
         if self._scheduler is not None:
             await self._scheduler.close()
             self._scheduler = None
+        if self._sources is not None:
+            # First: its pollers invoke functions and enqueue failure records.
+            await self._sources.close()
+            self._sources = None
         if self._dispatcher is not None:
             await self._dispatcher.close()
             self._dispatcher = None

@@ -21,6 +21,7 @@ from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.logs import LogStore
 from pyfaas.store.schedules import ScheduleStore
+from pyfaas.store.sources import SourceMappingStore
 from pyfaas.store.tables import functions, invocation_logs
 from pyfaas.store.urls import UrlStore
 from pyfaas.store.usage import UsageStore
@@ -53,6 +54,7 @@ class Store:
         self.schedules = ScheduleStore(engine, self._tx)
         self.usage = UsageStore(engine, self._tx)
         self.logs = LogStore(engine, self._tx)
+        self.sources = SourceMappingStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:

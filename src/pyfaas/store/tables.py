@@ -166,3 +166,25 @@ usage_records = sa.Table(
     sa.Index("ix_usage_records_function_started_at", "function", "started_at"),
     sa.Index("ix_usage_records_request_id", "request_id"),
 )
+
+# Event source mappings: a broker stream or queue feeding a function (sources room).
+event_source_mappings = sa.Table(
+    "event_source_mappings",
+    metadata,
+    sa.Column("uuid", sa.String(36), primary_key=True),
+    sa.Column("function", sa.String(64), nullable=False, index=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=True),
+    sa.Column("consumer_group", sa.String(64), nullable=True),
+    sa.Column("batch_size", sa.Integer, nullable=False),
+    sa.Column("maximum_batching_window_s", sa.Float, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("maximum_retry_attempts", sa.Integer, nullable=False),
+    sa.Column("on_failure", sa.String(64), nullable=True),
+    sa.Column("report_batch_item_failures", sa.Boolean, nullable=False),
+    sa.Column("starting_position", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+)
