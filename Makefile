@@ -18,11 +18,11 @@ install: $(UV)
 	$(UV) sync --frozen --no-editable --reinstall-package pyfaas --quiet
 
 install-test: $(UV)
-	$(UV) sync --frozen --extra test --no-editable --reinstall-package pyfaas --quiet
+	$(UV) sync --frozen --extra test --extra otel --no-editable --reinstall-package pyfaas --quiet
 
 # The peers that bench/ measures pyfaas against (Ray Serve, functions-framework, numpy).
 install-bench: $(UV)
-	$(UV) sync --frozen --extra test --extra bench --no-editable --reinstall-package pyfaas --quiet
+	$(UV) sync --frozen --extra test --extra otel --extra bench --no-editable --reinstall-package pyfaas --quiet
 
 run: install
 	$(VENV)/bin/pyfaas serve --host $(HOST) --port $(PORT) --deploy-dir examples
