@@ -4,6 +4,7 @@
 
 Measures, one after the other on this machine, each in its own process tree:
   pyfaas               POST /v1/functions/noop/invoke on a real server (SQLite, local workers)
+  pyfaas, metering off the same with PYFAAS_METERING=false (what metering costs)
   uvicorn hello        a plain ASGI hello-world with the same uvicorn settings (HTTP ceiling)
   processpool          ProcessPoolExecutor round trips of a no-op, from this process (IPC ceiling)
   ray serve            Ray Serve's HTTP proxy in front of one no-op deployment
@@ -33,6 +34,7 @@ from loadgen import Figures, build_request, latency, throughput
 from servers import HOST, NOOP_HANDLER, ForeignLoad, PyfaasServer, rss_mb, wait_quiet
 
 PEERS = ("ray serve", "functions-framework")
+METERING_OFF = "pyfaas, metering off"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,18 @@ def _quiet(report: InvokeReport, name: str) -> None:
     report.busy_before[name] = wait_quiet()
 
 
+def _measure_pyfaas_without_metering(report: InvokeReport) -> None:
+    """The same server with metering off (PYFAAS_METERING=false): what usage records and
+    per-invocation metrics cost (invocation logs are written either way)."""
+    _quiet(report, METERING_OFF)
+    env = {"PYFAAS_METERING": "false"}
+    with tempfile.TemporaryDirectory() as tmp, PyfaasServer(Path(tmp), env) as server:
+        server.deploy("noop", NOOP_HANDLER)
+        report.rows[METERING_OFF] = measure_http(
+            report, METERING_OFF, server.port, "/v1/functions/noop/invoke"
+        )
+
+
 def _measure_pyfaas(report: InvokeReport) -> None:
     _quiet(report, "pyfaas")
     with tempfile.TemporaryDirectory() as tmp, PyfaasServer(Path(tmp)) as server:
@@ -109,6 +123,7 @@ def run(settings: InvokeSettings) -> InvokeReport:
     """Measure every target, one after the other."""
     report = InvokeReport(settings)
     _measure_pyfaas(report)
+    _measure_pyfaas_without_metering(report)
     _measure_peer(report, "uvicorn hello", peers.uvicorn_hello)
     _quiet(report, "processpool")
     with ForeignLoad() as others:

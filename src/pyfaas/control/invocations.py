@@ -22,6 +22,7 @@ from pyfaas.model import (
 from pyfaas.scaling import Scaler
 from pyfaas.store.events import NewEvent
 from pyfaas.telemetry import LogWriter
+from pyfaas.telemetry.tracing import Tracing, valid_traceparent
 
 MAX_IDEMPOTENCY_KEY = 256
 
@@ -37,6 +38,7 @@ class InvocationService:
         limits: Limits,
         enqueuer: Enqueuer,
         usage: UsageWriter | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._functions = functions
         self._scaler = scaler
@@ -44,6 +46,7 @@ class InvocationService:
         self._limits = limits
         self._enqueuer = enqueuer
         self._usage = usage  # None: metering is off
+        self._tracing = tracing or Tracing()
 
     def check_payload(self, payload: bytes, limit: int, kind: str = "synchronous") -> bytes:
         """Return the payload to pass on (``{}`` when empty).
@@ -63,7 +66,9 @@ class InvocationService:
             raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
         return payload
 
-    async def invoke(self, name: str, payload: bytes) -> InvocationResult:
+    async def invoke(
+        self, name: str, payload: bytes, traceparent: str | None = None
+    ) -> InvocationResult:
         """Run ``name`` with ``payload`` and wait for its result.
 
         Raises FunctionNotFound, PayloadTooLarge, InvalidPayload, TooManyRequests (throttled
@@ -73,17 +78,28 @@ class InvocationService:
         fv = await self._functions.resolve(name)
         payload = self.check_payload(payload, self._limits.sync_payload_bytes)
         request = InvocationRequest(
-            request_id=new_request_id(), payload=payload, invoked_function_arn=fv.arn
+            request_id=new_request_id(),
+            payload=payload,
+            invoked_function_arn=fv.arn,
+            traceparent=valid_traceparent(traceparent),
         )
-        return await self.run(fv, request)
+        return await self.run(fv, request, trigger="http")
 
-    async def run(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
+    async def run(
+        self, fv: FunctionVersion, request: InvocationRequest, trigger: str = "other"
+    ) -> InvocationResult:
         """One invocation through admission and the executor; its log and its usage record
-        go to their writers. Every invocation passes here: sync, async deliveries,
-        triggers. A throttled call raises TooManyRequests and is not metered (it never ran).
+        go to their writers, and its span (when tracing is on) to the exporter. Every
+        invocation passes here: sync, async deliveries, triggers. A throttled call raises
+        TooManyRequests and is not metered (it never ran).
         """
         started = time.time()
-        result = await self._scaler.invoke(fv, request)
+        if self._tracing.enabled:
+            with self._tracing.invocation(fv, request, trigger) as (traced, outcome):
+                result = await self._scaler.invoke(fv, traced)
+                outcome.append(result)
+        else:
+            result = await self._scaler.invoke(fv, request)
         self._logs.submit_invocation(fv, result, started)
         if self._usage is not None:
             self._usage.record(fv, result, started)

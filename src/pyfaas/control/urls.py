@@ -46,6 +46,7 @@ from pyfaas.model.urls import (
     validate_auth_type,
 )
 from pyfaas.store.urls import UrlStore
+from pyfaas.telemetry.tracing import valid_traceparent
 
 # How long a server trusts the URL configurations it read (others sharing a PostgreSQL may
 # change them); changes made through this server are seen at once.
@@ -214,9 +215,16 @@ class FunctionUrlService:
                 f"the request is {len(payload)} bytes as a function URL event (a binary "
                 f"body is base64-encoded, a third larger); the limit is {limit} bytes"
             )
+        traceparent = next((v for k, v in request.headers if k == "traceparent"), None)
         result = await self._invocations.run(
             fv,
-            InvocationRequest(request_id=request_id, payload=payload, invoked_function_arn=fv.arn),
+            InvocationRequest(
+                request_id=request_id,
+                payload=payload,
+                invoked_function_arn=fv.arn,
+                traceparent=valid_traceparent(traceparent),
+            ),
+            trigger="http",
         )
         response = _response_of(result)
         if config.cors is not None:

@@ -379,6 +379,7 @@ class WorkerProcess:
                     "deadline_ms": time.time() * 1000 + timeout_s * 1000,
                     "arn": request.invoked_function_arn or self.fv.arn,
                     "client_context": request.client_context,
+                    "traceparent": request.traceparent,
                 }
             )
         )

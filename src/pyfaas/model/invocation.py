@@ -72,6 +72,7 @@ class InvocationRequest:
     payload: bytes
     invoked_function_arn: str = ""
     client_context: str | None = None
+    traceparent: str | None = None  # W3C trace context, handed to the handler
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,6 +265,7 @@ class Worker:
             aws_request_id=message["id"],
             deadline_ms=message["deadline_ms"],
             client_context=message.get("client_context"),
+            traceparent=message.get("traceparent"),
             **self._static,
         )
 

@@ -89,6 +89,7 @@ class LambdaContext:
         log_stream_name: str,
         deadline_ms: float,
         client_context: str | None = None,
+        traceparent: str | None = None,
     ) -> None:
         self.function_name = function_name
         self.function_version = function_version
@@ -99,6 +100,10 @@ class LambdaContext:
         self.log_stream_name = log_stream_name
         self.identity = CognitoIdentity()
         self.client_context = parse_client_context(client_context)
+        # The caller's W3C trace context (pyfaas's, beyond Lambda's context): continue the
+        # trace with OpenTelemetry's TraceContextTextMapPropagator().extract({"traceparent":
+        # context.traceparent}). None when the invocation came without one.
+        self.traceparent = traceparent
         self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pyfaas.model import ConfigurationError, Limits, PricePlan
+from pyfaas.telemetry.tracing import EXPORTERS
 
 EXECUTORS = ("local",)
 _FLOAT_SETTINGS = (
@@ -62,6 +63,9 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     # Metering: record the usage of every invocation (off only to measure what it costs).
     metering: bool = True
+    # OpenTelemetry spans per invocation: none, console (printed) or otlp (OTLP/HTTP to
+    # OTEL_EXPORTER_OTLP_ENDPOINT); console and otlp need the otel extra.
+    tracing: str = "none"
     # Price plans from pyfaas.toml's [prices.NAME] tables; "default" always exists (Lambda's
     # x86 prices unless [prices.default] or PYFAAS_PRICE_* say otherwise).
     price_plans: tuple[PricePlan, ...] = (PricePlan(),)
@@ -115,6 +119,10 @@ class ServerConfig:
             raise ConfigurationError("schedule_poll_s must be between 0.01 and 60 seconds")
         if not 0.01 <= self.source_backoff_s <= 60:
             raise ConfigurationError("source_backoff_s must be between 0.01 and 60 seconds")
+        if self.tracing not in EXPORTERS:
+            raise ConfigurationError(
+                f"tracing must be one of {', '.join(EXPORTERS)}, not {self.tracing!r}"
+            )
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
         if self.log_retention_s < 0 or self.log_retention_bytes < 0:

@@ -38,6 +38,7 @@ from pyfaas.sources import DeadLetter, PollSettings, SourceService
 from pyfaas.store import Store, open_store
 from pyfaas.telemetry import LogSweeper, LogWriter, RetentionPolicy
 from pyfaas.telemetry.metrics import InvocationMetrics
+from pyfaas.telemetry.tracing import Tracing
 
 log = logging.getLogger("pyfaas.server")
 
@@ -52,6 +53,7 @@ class Server:
         self._enqueuer: Enqueuer | None = None
         self._dispatcher: Dispatcher | None = None
         self._scheduler: Scheduler | None = None
+        self._tracing: Tracing | None = None
         self._logs: LogWriter | None = None
         self._usage: UsageWriter | None = None
         self._log_sweeper: LogSweeper | None = None
@@ -99,7 +101,10 @@ class Server:
         )
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
-        invocations = InvocationService(functions, scaler, logs, cfg.limits, enqueuer, usage=usage)
+        self._tracing = tracing = Tracing(cfg.tracing)
+        invocations = InvocationService(
+            functions, scaler, logs, cfg.limits, enqueuer, usage=usage, tracing=tracing
+        )
         self._dispatcher = dispatcher = Dispatcher(
             store.events,
             enqueuer,
@@ -186,6 +191,9 @@ class Server:
         if self._usage is not None:
             await self._usage.close()
             self._usage = None
+        if self._tracing is not None:
+            self._tracing.close()  # exports the spans still batched
+            self._tracing = None
         if self._store is not None:
             await self._store.close()
             self._store = None
