@@ -7,6 +7,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from conftest import ServerProcess, free_port, run_cli
 
 HELLO = """
@@ -175,3 +177,19 @@ def test_logs_follow_prints_new_invocations_as_they_happen(
     finally:
         follower.kill()
         follower.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--url", "http://127.0.0.1:1", "ls"), "No such option"),
+        (("ls", "--no-such-flag"), "No such option"),
+        (("invoke",), "Missing argument"),
+        (("no-such-command",), "No such command"),
+    ],
+)
+def test_usage_errors_are_one_message_not_a_traceback(args: tuple[str, ...], says: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
