@@ -67,6 +67,19 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def leaves(pid: int) -> list[int]:
+    """Descendants of ``pid`` that have no children of their own."""
+    found, stack = [], children(pid)
+    while stack:
+        below = children(stack[-1])
+        if below:
+            stack.pop()
+            stack += below
+        else:
+            found.append(stack.pop())
+    return found
+
+
 def code_zip(handler_source: str) -> bytes:
     """A code bundle with ``handler.py`` (the default handler ``handler.handler``)."""
     buf = io.BytesIO()
@@ -139,8 +152,9 @@ class PyfaasServer:
         httpx.put(url, data=data, files=files, timeout=120).raise_for_status()
 
     def workers(self) -> list[int]:
-        """The server's worker processes now."""
-        return children(self.pid)
+        """The server's worker processes now: the leaves of its process tree (workers are
+        forked from the zygote or a function's template, which are not counted)."""
+        return leaves(self.pid)
 
     def wait_no_workers(self, timeout: float) -> float:
         """Block until the server has no worker process (scaled to zero); return the seconds
