@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from pyfaas.cli.app_deploy import AppliedPlan, apply_plan, first_call
 from pyfaas.cli.app_plan import Plan, fetch_deployed, make_plan, render_plan
@@ -81,7 +82,7 @@ def _deploy_reporting(client: ApiClient, directory: Path, event: bytes) -> None:
     try:
         _deploy_once(client, directory, event)
     except CliError as exc:
-        err.print(f"[red]pyfaas: {exc.message}[/red]", highlight=False)
+        err.print(Text(f"pyfaas: {exc.message}", style="red"))
 
 
 def check_single_function_options(given: Mapping[str, object]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from pyfaas.cli.app_plan import Change, Plan, make_plan, read_function
 from pyfaas.cli.app_spec import CodeSource, DeployedFunction, FunctionSpec
@@ -60,7 +61,7 @@ class PlanRunner:
             if change.kind == "function" and change.action != "delete":
                 applied.redeployed[change.function] = init_ms
             self._console.print(
-                f"  [green]✓[/green] {change.action} {change.label}"
+                f"  [green]✓[/green] {change.action} {escape(change.label)}"
                 + (
                     "" if change.kind == "function" else f" [dim](function {change.function})[/dim]"
                 ),

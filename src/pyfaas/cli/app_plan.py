@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 
 from pyfaas.cli.app_spec import (
     CONFIG_KEYS,
@@ -265,13 +266,13 @@ _SYMBOLS = {"create": "[green]+[/green]", "update": "[yellow]~[/yellow]", "delet
 
 def render_plan(plan: Plan, console: Console, source: str) -> None:
     """Print ``plan`` like a terraform plan: one line per change, what differs under it."""
-    console.print(f"App [bold]{plan.app}[/bold] ({source}):")
+    console.print(f"App [bold]{plan.app}[/bold] ({escape(source)}):")
     for change in plan.changes:
         indent = "  " if change.kind == "function" else "      "
         what = (
             f"function [bold]{change.function}[/bold]"
             if change.kind == "function"
-            else (f"{change.label} [dim](function {change.function})[/dim]")
+            else f"{escape(change.label)} [dim](function {change.function})[/dim]"
         )
         console.print(f"{indent}{_SYMBOLS[change.action]} {change.action} {what}", highlight=False)
         for detail in change.details:
