@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -28,6 +28,8 @@ class AppliedPlan:
     steps: int = 0
 
 
+# Where a function is declared, for messages: "pyfaas.toml:12".
+Describe = Callable[[str], str]
 # Each step prints its own line; an upload's progress bar would only add blank ones.
 _QUIET = Console(quiet=True)
 
@@ -41,9 +43,10 @@ class PlanRunner:
         self._scratch = scratch
         self._saved_code: dict[str, Path] = {}
 
-    def apply(self, plan: Plan, describe: Any = None) -> AppliedPlan:
+    def apply(self, plan: Plan, describe: Describe | None = None) -> AppliedPlan:
         """Run every step of ``plan``; on a failure, roll back and raise CliError saying
-        which step failed, why, and that the previous state was restored."""
+        which step failed, why, and that the previous state was restored. Ctrl-C during a
+        step rolls back too."""
         applied = AppliedPlan()
         touched: list[str] = []
         for change in plan.changes:
@@ -52,9 +55,10 @@ class PlanRunner:
             try:
                 self._save_code(change, plan.deployed)
                 init_ms = self._run(change)
-            except CliError as exc:
+            except (CliError, KeyboardInterrupt) as exc:
                 where = describe(change.function) if describe else change.function
-                problem = f"{change.action} {change.label} ({where}) failed: {exc.message}"
+                why = exc.message if isinstance(exc, CliError) else "interrupted"
+                problem = f"{change.action} {change.label} ({where}) failed: {why}"
                 restored = self.rollback(plan, touched)
                 raise CliError(f"{problem}\n{restored}") from None
             applied.steps += 1
@@ -155,7 +159,7 @@ class PlanRunner:
 
 
 def apply_plan(
-    client: ApiClient, plan: Plan, console: Console, describe: Any = None
+    client: ApiClient, plan: Plan, console: Console, describe: Describe | None = None
 ) -> AppliedPlan:
     """Apply ``plan`` all or nothing (see PlanRunner). Raises CliError after a rollback."""
     with tempfile.TemporaryDirectory(prefix="pyfaas-rollback-") as scratch:

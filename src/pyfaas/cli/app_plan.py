@@ -55,12 +55,9 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes
 
-    def count(self, kind: str, action: str) -> int:
-        return sum(
-            1
-            for c in self.changes
-            if (c.kind == "function") == (kind == "function") and c.action == action
-        )
+    def functions(self, action: Action) -> int:
+        """How many functions the plan will ``action``."""
+        return sum(1 for c in self.changes if c.kind == "function" and c.action == action)
 
 
 def fetch_deployed(
@@ -279,9 +276,7 @@ def render_plan(plan: Plan, console: Console, source: str) -> None:
             console.print(f"{indent}      {detail}", markup=False, highlight=False)
     for name in plan.unchanged:
         console.print(f"  [dim]= function {name} (unchanged)[/dim]")
-    created = plan.count("function", "create")
-    updated = plan.count("function", "update")
-    deleted = plan.count("function", "delete")
+    created, updated, deleted = (plan.functions(a) for a in ("create", "update", "delete"))
     triggers = sum(1 for c in plan.changes if c.kind != "function")
     if plan.empty:
         console.print("No changes: the deployed app matches the manifest.")
