@@ -17,6 +17,7 @@ from starlette.schemas import SchemaGenerator
 import pyfaas
 from pyfaas.api import errors
 from pyfaas.api.auth import TokenAuthMiddleware
+from pyfaas.api.code import get_code
 from pyfaas.api.events import (
     invocation_status,
     list_dead_letters,
@@ -121,6 +122,7 @@ ROUTES = [
     Route("/v1/event-source-mappings/{uuid}", get_mapping, methods=["GET"]),
     Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
     Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
+    Route("/v1/functions/{name}/code", get_code, methods=["GET"]),
 ]
 
 

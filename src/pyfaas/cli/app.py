@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from pyfaas.cli.app_commands import check_single_function_options, deploy_app, plan
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
@@ -73,7 +74,10 @@ def serve(
 
 @app.command()
 def deploy(
-    path: Annotated[Path, typer.Argument(help="Directory or .zip holding the code")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Directory or .zip holding the code [default: the app in .]"),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="[default: from path]")] = None,
     handler: Annotated[str, typer.Option(help="module.function")] = "handler.handler",
     runtime: Annotated[str, typer.Option()] = "python3.11",
@@ -92,10 +96,31 @@ def deploy(
     asgi: Annotated[
         str | None, typer.Option(help="Run this ASGI app (module:app, e.g. FastAPI) for HTTP")
     ] = None,
+    app_dir: Annotated[
+        Path | None, typer.Option("--app", help="Deploy the app in this folder (pyfaas.toml)")
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="App: deploy again on every change, invoke once")
+    ] = False,
+    watch_event: Annotated[
+        str, typer.Option(help="With --watch: the JSON event of that invocation")
+    ] = "{}",
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Create a function, or update its code and configuration if it exists."""
+    """Create a function, or update its code and configuration if it exists. Without PATH
+    (or with --app DIR): deploy the app whose pyfaas.toml is there, changed parts only."""
+    if path is None or app_dir is not None:
+        if path is not None:
+            raise CliError("give PATH (one function) or --app DIR (an app), not both")
+        check_single_function_options(
+            {"name": name, "env": env, "description": description, "no_overwrite": no_overwrite}
+            | {"wsgi": wsgi, "asgi": asgi}
+        )
+        deploy_app(app_dir or Path.cwd(), ApiClient(url, token), watch=watch, event=watch_event)
+        return
+    if watch:
+        raise CliError("--watch deploys an app: run it in the app's folder or give --app DIR")
     if not path.exists():
         raise CliError(f"{path} does not exist")
     fname = name or (path.stem if path.is_file() else path.resolve().name)
@@ -319,6 +344,7 @@ app.add_typer(url_app, name="url")
 app.add_typer(schedule, name="schedule")
 app.command("usage")(usage)
 app.add_typer(sources, name="sources")
+app.command("plan")(plan)
 
 
 @app.command("rm")

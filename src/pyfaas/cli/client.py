@@ -31,6 +31,13 @@ class ApiClient:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.send(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise CliError(_describe_error(response))
+        return response
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The server's answer whatever its status; only a failed exchange raises CliError."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError:
@@ -42,12 +49,19 @@ class ApiClient:
             raise CliError(f"the server at {self.url} did not answer in time") from None
         except httpx.HTTPError as exc:
             raise CliError(f"request to {self.url} failed: {exc}") from None
-        if response.status_code >= 400:
-            raise CliError(_describe_error(response))
         return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
+
+    def optional_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like :meth:`json`, but None when the server answers 404 (nothing there)."""
+        response = self.send(method, path, **kwargs)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise CliError(_describe_error(response))
+        return response.json()
 
     @contextlib.contextmanager
     def stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:

@@ -24,7 +24,8 @@ MAX_BATCHING_WINDOW_S = 300
 MAX_RETRIES = 10_000  # -1: retry until the batch succeeds (Lambda's stream default)
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9_.:/*>-]{1,255}$")
 _CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_FIELDS = (
+# What a create request may hold.
+CREATE_FIELDS = (
     "function",
     "type",
     "url",
@@ -102,7 +103,7 @@ def parse_mapping(body: dict[str, Any], *, uuid: str, now: float) -> EventSource
 
     Raises InvalidRequest with the code of the first bad field.
     """
-    _reject_unknown(body, _FIELDS)
+    _reject_unknown(body, CREATE_FIELDS)
     kind = body.get("type")
     if not isinstance(kind, str) or kind not in SOURCE_TYPES:
         raise InvalidRequest(

@@ -42,7 +42,7 @@ def zip_directory(directory: Path, target: BinaryIO) -> int:
         raise NotADirectoryError(f"{directory} is not a directory")
     count = 0
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in _walk(directory):
+        for path in bundle_files(directory):
             rel = path.relative_to(directory).as_posix()
             info = zipfile.ZipInfo(rel, date_time=_EPOCH)
             mode = path.lstat().st_mode
@@ -59,7 +59,9 @@ def zip_directory(directory: Path, target: BinaryIO) -> int:
     return count
 
 
-def _walk(directory: Path) -> list[Path]:
+def bundle_files(directory: Path) -> list[Path]:
+    """The files and symlinks of ``directory`` a bundle holds, in bundle order (sorted by
+    relative path, build and editor debris left out). Blocking (walks the tree)."""
     found: list[Path] = []
     for root, dirs, files in os.walk(directory, followlinks=False):
         base = Path(root)

@@ -21,6 +21,7 @@ from zipfile import BadZipFile
 from pyfaas.model import InvalidBundle, Limits, PayloadTooLarge
 from pyfaas.packaging.requirements import normalize_requirements
 from pyfaas.packaging.storage import make_read_only, publish, remove_tree
+from pyfaas.packaging.tree_hash import tree_entry
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _MAX_NAME_BYTES = 255  # one path component, as Linux file systems allow
@@ -120,7 +121,7 @@ def _extract(archive: zipfile.ZipFile, staging: Path, limits: Limits) -> tuple[s
         if rel in links:
             target = _link_target(archive, info, rel)
             os.symlink(target, dest)
-            tree.update(f"L {rel}\0{target}\0".encode())
+            tree.update(tree_entry(rel, link_target=target))
             continue
         digest = hashlib.sha256()
         with _open_member(archive, info) as src, open(dest, "xb") as out:
@@ -133,7 +134,7 @@ def _extract(archive: zipfile.ZipFile, staging: Path, limits: Limits) -> tuple[s
         executable = bool((info.external_attr >> 16) & 0o111)
         if executable:
             dest.chmod(0o755)
-        tree.update(f"{'X' if executable else 'F'} {rel}\0{digest.hexdigest()}\0".encode())
+        tree.update(tree_entry(rel, file_sha256=digest.hexdigest(), executable=executable))
     _check_links_resolve_inside(staging, links)
     return tree.hexdigest(), written
 

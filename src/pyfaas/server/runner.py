@@ -200,7 +200,8 @@ class Server:
 
 
 async def deploy_directory(functions: FunctionService, root: Path, scratch: Path) -> None:
-    """Deploy each sub-directory of ``root`` as a function named after it.
+    """Deploy each sub-directory of ``root`` as a function named after it (an app's folder,
+    one with a ``pyfaas.toml``, is skipped: `pyfaas deploy --app` deploys it).
 
     A function that fails to deploy is reported and skipped: the server still starts.
     """
@@ -218,7 +219,11 @@ async def deploy_directory(functions: FunctionService, root: Path, scratch: Path
 
 def _subdirectories(root: Path, scratch: Path) -> list[Path]:
     scratch.mkdir(parents=True, exist_ok=True)
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not (p / "pyfaas.toml").is_file()
+    )
 
 
 def _zip_to(directory: Path, target: Path) -> None:
