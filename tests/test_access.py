@@ -410,6 +410,20 @@ def test_a_secret_reaches_the_handler_and_never_comes_back_out(
     assert admin.get(f"/v1/secrets/{secret}").status_code == 404
 
 
+def test_a_handler_that_fails_at_import_quoting_a_secret_gets_a_redacted_deploy_error(
+    admin: httpx.Client,
+) -> None:
+    secret, name = unique("init-secret"), unique("init-fails")
+    assert admin.put(f"/v1/secrets/{secret}", json={"value": SECRET_VALUE}).status_code == 201
+    code = "import os\nraise RuntimeError('bad ' + os.environ['DB_PASSWORD'])\n"
+    refused = deploy(admin, name, {"handler.py": code}, secrets={"DB_PASSWORD": secret})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "handler_init_error"
+    assert SECRET_VALUE not in refused.text
+    assert "[pyfaas: secret redacted]" in refused.json()["error"]["message"]
+    assert admin.delete(f"/v1/secrets/{secret}").status_code == 204
+
+
 def test_the_key_file_is_created_private(guarded: ServerProcess) -> None:
     key_file = guarded.home / "secret.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600

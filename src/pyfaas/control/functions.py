@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyfaas.control.secrets import SecretService
+from pyfaas.control.secrets import SecretService, redact_error
 from pyfaas.metering import PriceBook
 from pyfaas.model import (
     LATEST,
@@ -22,6 +22,7 @@ from pyfaas.model import (
     FunctionVersion,
     InvalidFunctionConfig,
     Limits,
+    PyfaasError,
 )
 from pyfaas.model.function import check_fields
 from pyfaas.packaging import Bundle, CodeStore
@@ -167,7 +168,12 @@ class FunctionService:
         fv = self.version_of(record)
         init_ms = None
         if existing is None or self.version_of(existing).pool_key != fv.pool_key:
-            init_ms = await self._scaler.validate(fv)
+            try:
+                init_ms = await self._scaler.validate(fv)
+            except PyfaasError as exc:
+                # An import error may quote a secret: the deploy's answer must not.
+                redact_error(exc, fv.secret_values)
+                raise
         if create_only:
             await self._store.create_function(record)
             created = True

@@ -31,6 +31,7 @@ from pyfaas.model import (
     InvalidFunctionConfig,
     InvocationResult,
     NotFound,
+    PyfaasError,
 )
 from pyfaas.model.secrets import SecretInfo, validate_secret_name, validate_secret_value
 from pyfaas.store.access import SecretStore
@@ -188,17 +189,27 @@ def _not_found(name: str) -> NotFound:
     )
 
 
+def redact_text(text: str, values: Iterable[str]) -> str:
+    """``text`` with each secret value (at least MIN_REDACTED_LENGTH long) replaced."""
+    for value in values:
+        if len(value) >= MIN_REDACTED_LENGTH and value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def redact_error(exc: PyfaasError, values: Iterable[str]) -> None:
+    """Replace secret values in an error's message, in place."""
+    exc.message = redact_text(exc.message, values)
+    exc.args = (exc.message,)
+
+
 def redact(result: InvocationResult, values: Iterable[str]) -> InvocationResult:
     """``result`` with each secret value (at least MIN_REDACTED_LENGTH long) replaced in its
     log and, when the handler failed, in its error object. A successful result is the
     handler's own answer and passes unchanged."""
-    logs, body = result.logs, result.body
+    logs, body = redact_text(result.logs, values), result.body
     for value in values:
-        if len(value) < MIN_REDACTED_LENGTH:
-            continue
-        if value in logs:
-            logs = logs.replace(value, REDACTED)
-        if result.function_error is not None:
+        if len(value) >= MIN_REDACTED_LENGTH and result.function_error is not None:
             encoded = orjson.dumps(value)[1:-1]  # as it appears inside a JSON string
             if encoded in body:
                 body = body.replace(encoded, REDACTED.encode())
