@@ -116,6 +116,8 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "schedules",
         "usage_records",
         "event_source_mappings",
+        "api_tokens",
+        "secrets",
     }
     assert before["revision"] == HEAD
 

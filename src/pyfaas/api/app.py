@@ -16,7 +16,7 @@ from starlette.schemas import SchemaGenerator
 
 import pyfaas
 from pyfaas.api import errors
-from pyfaas.api.auth import TokenAuthMiddleware
+from pyfaas.api.access import AccessMiddleware
 from pyfaas.api.code import get_code
 from pyfaas.api.events import (
     invocation_status,
@@ -51,8 +51,18 @@ from pyfaas.api.sources import (
     list_mappings,
     patch_mapping,
 )
+from pyfaas.api.tokens import (
+    create_token,
+    delete_secret,
+    get_secret,
+    list_secrets,
+    list_tokens,
+    put_secret,
+    revoke_token,
+)
 from pyfaas.api.urls import URL_METHODS, create_url, delete_url, get_url, patch_url, serve_url
 from pyfaas.api.usage import prometheus_metrics, usage_report
+from pyfaas.control.access import FailedAuthGuard
 from pyfaas.model import PyfaasError
 
 _schemas = SchemaGenerator(
@@ -123,6 +133,13 @@ ROUTES = [
     Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
     Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
     Route("/v1/functions/{name}/code", get_code, methods=["GET"]),
+    Route("/v1/tokens", list_tokens, methods=["GET"]),
+    Route("/v1/tokens", create_token, methods=["POST"]),
+    Route("/v1/tokens/{id}", revoke_token, methods=["DELETE"]),
+    Route("/v1/secrets", list_secrets, methods=["GET"]),
+    Route("/v1/secrets/{name}", get_secret, methods=["GET"]),
+    Route("/v1/secrets/{name}", put_secret, methods=["PUT"]),
+    Route("/v1/secrets/{name}", delete_secret, methods=["DELETE"]),
 ]
 
 
@@ -130,9 +147,19 @@ def create_app(
     *,
     token: str | None,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    guard: FailedAuthGuard | None = None,
+    max_header_bytes: int = 16 * 1024,
 ) -> Starlette:
     """Build the ASGI app. The server puts an ApiServices on ``app.state.services``."""
-    middleware = [Middleware(TokenAuthMiddleware, token=token)] if token else []
+    middleware = [
+        Middleware(
+            AccessMiddleware,
+            token=token,
+            routes=ROUTES,
+            guard=guard or FailedAuthGuard(),
+            max_header_bytes=max_header_bytes,
+        )
+    ]
     handlers: dict[Any, Any] = {
         PyfaasError: errors.pyfaas_error,
         HTTPException: errors.http_error,

@@ -14,7 +14,9 @@ from pyfaas.control import (
     LogQueryService,
     MetricsService,
 )
+from pyfaas.control.access import TokenService
 from pyfaas.control.schedules import ScheduleService
+from pyfaas.control.secrets import SecretService
 from pyfaas.control.urls import FunctionUrlService
 from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
@@ -36,6 +38,8 @@ class ApiServices:
     sources: SourceService
     usage: UsageService | None = None  # None: metering is off
     metrics: MetricsService | None = None
+    tokens: TokenService | None = None  # access control (None: a server without a token)
+    secrets: SecretService | None = None
 
 
 def services(request: Request) -> ApiServices:

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from pyfaas.cli.access import secret_app, token_app
 from pyfaas.cli.app_commands import check_single_function_options, deploy_app, plan
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
@@ -87,6 +88,10 @@ def deploy(
         list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE, repeatable")
     ] = None,
     description: Annotated[str, typer.Option()] = "",
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="VARIABLE=SECRET: a secret as a variable; repeatable"),
+    ] = None,
     no_overwrite: Annotated[
         bool, typer.Option("--no-overwrite", help="Fail if the function exists")
     ] = False,
@@ -134,6 +139,8 @@ def deploy(
         "description": description,
     }
     config.update({k: v for k, v in (("wsgi", wsgi), ("asgi", asgi)) if v is not None})
+    if secret:
+        config["secrets"] = _parse_env(secret, "--secret", "VARIABLE=SECRET")
     client = ApiClient(url, token)
     result = upload_bundle(client, path, config, create_only=no_overwrite, console=err)
     state = "Created" if result["created"] else ("Updated" if result["changed"] else "Unchanged")
@@ -345,6 +352,8 @@ app.add_typer(schedule, name="schedule")
 app.command("usage")(usage)
 app.add_typer(sources, name="sources")
 app.command("plan")(plan)
+app.add_typer(token_app, name="token")
+app.add_typer(secret_app, name="secret")
 
 
 @app.command("rm")
@@ -374,12 +383,12 @@ def _read_payload(payload: str | None) -> bytes:
     return payload.encode()
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
+def _parse_env(pairs: list[str], flag: str = "--env", shape: str = "KEY=VALUE") -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise CliError(f"--env takes KEY=VALUE, got {pair!r}")
+            raise CliError(f"{flag} takes {shape}, got {pair!r}")
         env[key] = value
     return env
 

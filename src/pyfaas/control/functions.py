@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyfaas.control.secrets import SecretService, redact_error
 from pyfaas.metering import PriceBook
 from pyfaas.model import (
     LATEST,
@@ -20,6 +22,7 @@ from pyfaas.model import (
     FunctionVersion,
     InvalidFunctionConfig,
     Limits,
+    PyfaasError,
 )
 from pyfaas.model.function import check_fields
 from pyfaas.packaging import Bundle, CodeStore
@@ -57,6 +60,7 @@ class FunctionService:
         region: str = "us-east-1",
         account_id: str = "000000000000",
         prices: PriceBook | None = None,
+        secrets: SecretService | None = None,
     ) -> None:
         self._store = store
         self._code = code
@@ -71,6 +75,7 @@ class FunctionService:
         # Deploys holding each stored code, so a failing one never removes another's code.
         self._in_flight: dict[str, int] = {}
         self._warming: set[asyncio.Task[None]] = set()
+        self._secrets = secrets
 
     async def start(self) -> None:
         """Register every stored function with the scaler (reservations now; provisioned
@@ -103,6 +108,7 @@ class FunctionService:
         """
         config.validate(self._limits)
         self._prices.check(config.price_plan)
+        await self._require_secrets(config)
         async with self._lock(config.name):
             existing = await self._find(config.name)
             if create_only and existing is not None:
@@ -162,7 +168,12 @@ class FunctionService:
         fv = self.version_of(record)
         init_ms = None
         if existing is None or self.version_of(existing).pool_key != fv.pool_key:
-            init_ms = await self._scaler.validate(fv)
+            try:
+                init_ms = await self._scaler.validate(fv)
+            except PyfaasError as exc:
+                # An import error may quote a secret: the deploy's answer must not.
+                redact_error(exc, fv.secret_values)
+                raise
         if create_only:
             await self._store.create_function(record)
             created = True
@@ -196,6 +207,7 @@ class FunctionService:
             config = FunctionConfig.from_dict({**existing.config.to_dict(), **changes})
             config.validate(self._limits)
             self._prices.check(config.price_plan)
+            await self._require_secrets(config)
             self._scaler.check_reservation(name, config.reserved_concurrency)
             return await self._commit(
                 config,
@@ -237,12 +249,17 @@ class FunctionService:
         """The runnable version behind ``name``; cached. Raises FunctionNotFound."""
         fv = self._resolved.get(name)
         if fv is None:
-            fv = self.version_of(await self._store.get_function(name))
+            record = await self._store.get_function(name)
+            if self._secrets is not None and record.config.secrets:
+                with contextlib.suppress(InvalidFunctionConfig):
+                    await self._secrets.require(record.config.secrets)
+            fv = self.version_of(record)
             self._resolved[name] = fv
         return fv
 
     def version_of(self, record: FunctionRecord) -> FunctionVersion:
         cfg = record.config
+        secret_env = self._secrets.environment(cfg.secrets) if self._secrets else {}
         layer_dir = None
         if record.layer_sha256:
             layer_dir = str(self._code.layer_dir(record.layer_sha256))
@@ -253,7 +270,7 @@ class FunctionService:
             runtime=cfg.runtime,
             memory_mb=cfg.memory_mb,
             timeout_s=cfg.timeout_s,
-            environment=tuple(sorted(cfg.environment.items())),
+            environment=tuple(sorted({**cfg.environment, **secret_env}.items())),
             code_sha256=record.code_sha256,
             code_dir=str(self._code.code_dir(record.code_sha256)),
             layer_dir=layer_dir,
@@ -268,7 +285,29 @@ class FunctionService:
             on_success=cfg.on_success,
             on_failure=cfg.on_failure,
             price_plan=self._prices.plan(cfg.price_plan).name,
+            secret_values=tuple(sorted(set(secret_env.values()))),
         )
+
+    async def _require_secrets(self, config: FunctionConfig) -> None:
+        if not config.secrets:
+            return
+        if self._secrets is None:
+            raise InvalidFunctionConfig("this server keeps no secrets", code="unknown_secret")
+        await self._secrets.require(config.secrets)
+
+    async def refresh_secrets(self, changed: set[str]) -> None:
+        """Functions using a secret in ``changed`` get their new value: new workers, the
+        old ones finish what they run, then go."""
+        for record in await self._store.list_functions():
+            if not changed & set(record.config.secrets.values()):
+                continue
+            async with self._lock(record.name):
+                fv = self.version_of(record)
+                old = self._resolved.get(record.name)
+                self._resolved[record.name] = fv
+                if old is not None and old.pool_key != fv.pool_key:
+                    await self._scaler.retire(record.name, keep=fv)
+                    await self._scaler.configure(fv)
 
     async def _find(self, name: str) -> FunctionRecord | None:
         try:

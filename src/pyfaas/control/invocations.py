@@ -7,6 +7,7 @@ import time
 import orjson
 
 from pyfaas.control.functions import FunctionService
+from pyfaas.control.secrets import redact
 from pyfaas.events import Enqueuer
 from pyfaas.metering import UsageWriter
 from pyfaas.model import (
@@ -100,6 +101,8 @@ class InvocationService:
                 outcome.append(result)
         else:
             result = await self._scaler.invoke(fv, request)
+        if fv.secret_values:
+            result = redact(result, fv.secret_values)
         self._logs.submit_invocation(fv, result, started)
         if self._usage is not None:
             self._usage.record(fv, result, started)

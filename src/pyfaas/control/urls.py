@@ -19,11 +19,13 @@ from urllib.parse import unquote
 
 import orjson
 
+from pyfaas.control.access import TokenService, authorize
 from pyfaas.control.cors import is_preflight, preflight_response, with_cors
 from pyfaas.control.functions import FunctionService
 from pyfaas.control.invocations import InvocationService
 from pyfaas.control.url_payloads import http_response, request_event
 from pyfaas.model import (
+    Forbidden,
     FunctionNotFound,
     FunctionVersion,
     InvalidRequest,
@@ -32,9 +34,12 @@ from pyfaas.model import (
     Limits,
     NotFound,
     PayloadTooLarge,
+    PyfaasError,
+    TooManyRequests,
     Unauthorized,
     new_request_id,
 )
+from pyfaas.model.access import INVOKE
 from pyfaas.model.urls import (
     AUTH_NONE,
     AUTH_TOKEN,
@@ -76,6 +81,7 @@ class FunctionUrlService:
         *,
         token: str | None,
         account_id: str = "000000000000",
+        tokens: TokenService | None = None,
     ) -> None:
         self._store = store
         self._functions = functions
@@ -84,6 +90,7 @@ class FunctionUrlService:
         self._expected = f"Bearer {token}".encode() if token else None
         self._account_id = account_id
         self._loaded: dict[str, _Loaded] = {}
+        self._tokens = tokens  # API tokens with the invoke scope may call TOKEN URLs
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -177,28 +184,28 @@ class FunctionUrlService:
         TooManyRequests. Without a valid token on a server that has one, only public URLs
         answer: anything else is 401, so names cannot be probed.
         """
-        holds_token = self._holds_token(request)
-        may_know = holds_token or self._expected is None
         try:
             fv = await self._functions.resolve(name)
         except FunctionNotFound:
-            if not may_know:
+            if not await self._may_know(request, name):
                 raise _unauthorized() from None
             raise
         config, path = route(await self._configs(name, fv), request.raw_path)
         if config is None:
-            raise _no_url(name) if may_know else _unauthorized()
+            raise _no_url(name) if await self._may_know(request, name) else _unauthorized()
         request = dataclasses.replace(request, raw_path=path)
         if config.cors is not None and is_preflight(request):
             return preflight_response(config.cors, request)
-        if config.auth_type != AUTH_NONE and not holds_token:
+        if config.auth_type != AUTH_NONE:
             if self._expected is None:
                 raise Unauthorized(
                     "this function URL requires the server's API token, and the server was "
                     "started without one: start it with PYFAAS_TOKEN, or make the URL public "
                     "(`pyfaas url update NAME --auth-type NONE`)"
                 )
-            raise _unauthorized()
+            denial = await self._denial(request, name)
+            if denial is not None:
+                raise denial
         limit = self._limits.sync_payload_bytes
         request = dataclasses.replace(request, body=await read_body(limit))
         request_id = new_request_id()
@@ -242,15 +249,40 @@ class FunctionUrlService:
         config, _ = route(await self._configs(name, fv), request.raw_path)
         if config is None or config.cors is None:
             return []
-        if config.auth_type != AUTH_NONE and not self._holds_token(request):
+        if config.auth_type != AUTH_NONE and (
+            self._expected is None or await self._denial(request, name, count=False) is not None
+        ):
             return []  # tells a stranger nothing about a URL they may not call
         return with_cors(config.cors, request, HttpResponse(0, [])).headers
 
-    def _holds_token(self, request: HttpRequest) -> bool:
-        if self._expected is None:
-            return False
+    async def _may_know(self, request: HttpRequest, name: str) -> bool:
+        """Whether the caller may learn that ``name`` or its URL does not exist."""
+        return self._expected is None or await self._denial(request, name) is None
+
+    async def _denial(
+        self, request: HttpRequest, name: str, *, count: bool = True
+    ) -> PyfaasError | None:
+        """None when the caller holds the server's token or an API token that may invoke
+        ``name``; else the error to answer (401, 403, or 429 for a client that failed too
+        often). ``count``: a wrong token counts against the client's address."""
         given = (request.header("authorization") or "").encode("latin-1", "replace")
-        return hmac.compare_digest(given, self._expected)
+        if not given:
+            return _unauthorized()
+        if self._tokens is not None:
+            try:
+                self._tokens.guard.check(request.source_ip)
+            except TooManyRequests as exc:
+                return exc
+        if self._expected is not None and hmac.compare_digest(given, self._expected):
+            return None
+        if self._tokens is None:
+            return _unauthorized()
+        try:
+            token = await self._tokens.authenticate(given, request.source_ip, count_failure=count)
+            authorize(token, INVOKE, name)
+        except (Unauthorized, Forbidden, TooManyRequests) as exc:
+            return exc
+        return None
 
     async def _configs(self, name: str, fv: FunctionVersion) -> tuple[FunctionUrlConfig, ...]:
         """The URL configurations of ``name``, cached while its version stays the same (a
@@ -344,5 +376,6 @@ def _no_url(name: str) -> NotFound:
 
 def _unauthorized() -> Unauthorized:
     return Unauthorized(
-        "this function URL requires the server's API token: send 'Authorization: Bearer <token>'"
+        "this function URL requires an API token: send 'Authorization: Bearer <token>' "
+        "with the server's token or one with the invoke scope for this function"
     )

@@ -3,6 +3,7 @@
 from pyfaas.model.errors import (
     ConfigurationError,
     Conflict,
+    Forbidden,
     FunctionExists,
     FunctionNotFound,
     InvalidBundle,
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncEvent",
     "ConfigurationError",
     "Conflict",
+    "Forbidden",
     "FunctionConfig",
     "FunctionExists",
     "FunctionNotFound",

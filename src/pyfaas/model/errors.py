@@ -130,3 +130,10 @@ class ConfigurationError(PyfaasError):
     """The server's configuration cannot work (raised at start-up, before serving)."""
 
     code = "invalid_server_config"
+
+
+class Forbidden(PyfaasError):
+    """The API token is valid but may not do this (HTTP 403)."""
+
+    status = 403
+    code = "insufficient_scope"

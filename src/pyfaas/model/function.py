@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pyfaas.model.errors import InvalidFunctionConfig
+from pyfaas.model.secrets import validate_secret_refs
 from pyfaas.model.web_app import validate_web_app, worker_handler
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -84,6 +85,8 @@ class FunctionConfig:
     asgi: str | None = None
     # Metering: the server's price plan this function's usage is costed with (None: default).
     price_plan: str | None = None
+    # Environment variables whose values are the server's secrets: {"VARIABLE": "secret"}.
+    secrets: dict[str, str] = field(default_factory=dict)
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -117,6 +120,7 @@ class FunctionConfig:
                 "description is longer than 256 characters", code="invalid_description"
             )
         validate_environment(self.environment, limits)
+        validate_secret_refs(self.secrets, self.environment, RESERVED_ENV_KEYS)
         self._validate_scaling(limits)
         self._validate_async(limits)
         validate_web_app(self.wsgi, self.asgi)
@@ -197,6 +201,7 @@ class FunctionConfig:
             "wsgi": self.wsgi,
             "asgi": self.asgi,
             "price_plan": self.price_plan,
+            "secrets": dict(self.secrets),
         }
 
     @classmethod
@@ -211,6 +216,11 @@ class FunctionConfig:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise InvalidFunctionConfig(
                 "environment must map strings to strings", code="invalid_environment"
+            )
+        refs = data.get("secrets", {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in refs.items()):
+            raise InvalidFunctionConfig(
+                "secrets must map variable names to secret names", code="invalid_secrets"
             )
         return cls(**data)
 
@@ -235,6 +245,7 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "wsgi": (str, True),
     "asgi": (str, True),
     "price_plan": (str, True),
+    "secrets": (dict, False),
 }
 
 

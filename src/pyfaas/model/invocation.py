@@ -44,6 +44,8 @@ class FunctionVersion:
     on_success: str | None = None
     on_failure: str | None = None
     price_plan: str = "default"  # the price plan its usage is costed with (metering)
+    # Values of the secrets in ``environment``: redacted from what invocations report.
+    secret_values: tuple[str, ...] = ()
 
     @property
     def pool_key(self) -> tuple[object, ...]:

@@ -24,6 +24,8 @@ _FLOAT_SETTINGS = (
     "schedule_poll_s",
     "log_retention_s",
     "log_sweep_interval_s",
+    "auth_failure_window_s",
+    "token_cache_s",
 )
 
 
@@ -78,6 +80,15 @@ class ServerConfig:
     # Handler output waiting to be stored, all functions together; beyond it an invocation's
     # output is replaced by a marker line and counted as dropped.
     log_buffer_bytes: int = 64 * 1024 * 1024
+    # Access control: the key secrets are encrypted with (else $home/secret.key), how many
+    # failed authentications an address may have in a window before it gets 429s, how long
+    # a verified API token is trusted from memory (revocation delay across servers), and
+    # the most bytes of request headers.
+    secret_key: str | None = field(default=None, repr=False)
+    auth_failure_limit: int = 10
+    auth_failure_window_s: float = 60.0
+    token_cache_s: float = 1.0
+    max_header_bytes: int = 16 * 1024
 
     @property
     def store_url(self) -> str:
@@ -133,6 +144,15 @@ class ServerConfig:
             raise ConfigurationError("log_sweep_interval_s must be between 0.01 and 86400 seconds")
         if self.log_buffer_bytes < 1024:
             raise ConfigurationError("log_buffer_bytes must be at least 1024")
+        if self.auth_failure_limit < 1 or not 0.1 <= self.auth_failure_window_s <= 86400:
+            raise ConfigurationError(
+                "auth_failure_limit must be at least 1 and auth_failure_window_s between "
+                "0.1 and 86400 seconds"
+            )
+        if not 0 <= self.token_cache_s <= 60:
+            raise ConfigurationError("token_cache_s must be between 0 and 60 seconds")
+        if not 1024 <= self.max_header_bytes <= 1024 * 1024:
+            raise ConfigurationError("max_header_bytes must be between 1024 and 1048576")
         return self
 
     @classmethod
@@ -196,7 +216,10 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = float(value)
         elif key == "metering":
             out[key] = _boolean(key, value)
-        elif key in ("log_retention_bytes", "log_buffer_bytes"):
+        elif key in ("log_retention_bytes", "log_buffer_bytes") or key in (
+            "auth_failure_limit",
+            "max_header_bytes",
+        ):
             out[key] = int(value)
         else:
             out[key] = value

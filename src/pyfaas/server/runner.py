@@ -23,7 +23,9 @@ from pyfaas.control import (
     LogQueryService,
     MetricsService,
 )
+from pyfaas.control.access import FailedAuthGuard, TokenService
 from pyfaas.control.schedules import ScheduleService
+from pyfaas.control.secrets import SecretService, load_key
 from pyfaas.control.urls import FunctionUrlService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.events.schedules import Scheduler
@@ -59,11 +61,16 @@ class Server:
         self._log_sweeper: LogSweeper | None = None
         self._sources: SourceService | None = None
         self.services: ApiServices | None = None
+        # Outlives start/stop: the API refuses guessers before the services are up.
+        self.failed_auth = FailedAuthGuard(config.auth_failure_limit, config.auth_failure_window_s)
 
     async def start(self) -> ApiServices:
         cfg = self.config
         cfg.home.mkdir(parents=True, exist_ok=True)
+        key = await asyncio.to_thread(load_key, cfg.home, cfg.secret_key)
         self._store = store = await open_store(cfg.store_url)
+        secrets = SecretService(store.secrets, key)
+        await secrets.start()
         executor = LocalExecutor(
             limits=cfg.limits,
             scratch_dir=cfg.home / "workers",
@@ -98,7 +105,9 @@ class Server:
             region=cfg.region,
             account_id=cfg.account_id,
             prices=prices,
+            secrets=secrets,
         )
+        secrets.listen(functions.refresh_secrets)
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
         self._tracing = tracing = Tracing(cfg.tracing)
@@ -134,6 +143,12 @@ class Server:
             region=cfg.region,
             account_id=cfg.account_id,
         )
+        tokens = TokenService(
+            store.tokens,
+            self.failed_auth,
+            enabled=cfg.token is not None,
+            cache_s=cfg.token_cache_s,
+        )
         self.services = ApiServices(
             functions=functions,
             invocations=invocations,
@@ -149,11 +164,14 @@ class Server:
                 cfg.limits,
                 token=cfg.token,
                 account_id=cfg.account_id,
+                tokens=tokens,
             ),
             schedules=ScheduleService(store.schedules, functions, scheduler, cfg.limits),
             usage=None if usage is None else UsageService(store.usage, usage, prices),
             metrics=MetricsService(metrics, scaler, store.events, usage),
             sources=sources,
+            tokens=tokens,
+            secrets=secrets,
         )
         await functions.start()
         if cfg.deploy_dir is not None:
@@ -264,13 +282,21 @@ def build_app(config: ServerConfig) -> Starlette:
             app.state.services = None
             await server.stop()
 
-    return create_app(token=config.token, lifespan=lifespan)
+    return create_app(
+        token=config.token,
+        lifespan=lifespan,
+        guard=server.failed_auth,
+        max_header_bytes=config.max_header_bytes,
+    )
 
 
 def run(config: ServerConfig) -> None:
     """Serve until interrupted (blocking). Raises ConfigurationError for unusable settings."""
     config.check()
     _check_port_free(config.host, config.port)
+    # A bad PYFAAS_SECRET_KEY or an unsafe key file is a one-line error, before uvicorn.
+    config.home.mkdir(parents=True, exist_ok=True)
+    load_key(config.home, config.secret_key)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -17,6 +17,7 @@ from pyfaas.model import (
     LogQuery,
     LogRecord,
 )
+from pyfaas.store.access import SecretStore, TokenStore
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.logs import LogStore
@@ -55,6 +56,8 @@ class Store:
         self.usage = UsageStore(engine, self._tx)
         self.logs = LogStore(engine, self._tx)
         self.sources = SourceMappingStore(engine, self._tx)
+        self.tokens = TokenStore(engine, self._tx)
+        self.secrets = SecretStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
@@ -185,6 +188,7 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "wsgi": cfg.wsgi,
         "asgi": cfg.asgi,
         "price_plan": cfg.price_plan,
+        "secrets": json.dumps(cfg.secrets, sort_keys=True),
     }
 
 
@@ -209,6 +213,7 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             wsgi=row["wsgi"],
             asgi=row["asgi"],
             price_plan=row["price_plan"],
+            secrets=json.loads(row["secrets"]),
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

@@ -36,6 +36,8 @@ functions = sa.Table(
     sa.Column("wsgi", sa.String(256), nullable=True),
     sa.Column("asgi", sa.String(256), nullable=True),
     sa.Column("price_plan", sa.String(64), nullable=True),
+    # {"VARIABLE": "secret name"} as JSON: secrets the function's workers get (migration 0012).
+    sa.Column("secrets", sa.Text, nullable=False, server_default="{}"),
 )
 
 invocation_logs = sa.Table(
@@ -185,6 +187,30 @@ event_source_mappings = sa.Table(
     sa.Column("on_failure", sa.String(64), nullable=True),
     sa.Column("report_batch_item_failures", sa.Boolean, nullable=False),
     sa.Column("starting_position", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+)
+
+# API tokens (access control): the SHA-256 of each token, never the token. Revoked tokens
+# stay listed with revoked_at.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.String(64), nullable=False),
+    sa.Column("functions", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("revoked_at", sa.Float(precision=53), nullable=True),
+)
+
+# Secrets: each value encrypted with the server's key (AES-GCM, the name as associated data).
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Float(precision=53), nullable=False),
     sa.Column("updated_at", sa.Float(precision=53), nullable=False),
 )
