@@ -33,6 +33,8 @@ from pyfaas.api.functions import (
     put_function,
 )
 from pyfaas.api.invoke import invoke_function
+from pyfaas.api.lambda_api import ROUTES as LAMBDA_ROUTES
+from pyfaas.api.lambda_api import SigV4Verifier
 from pyfaas.api.logs import follow_logs, function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.schedules import (
@@ -121,6 +123,7 @@ ROUTES = [
     Route("/v1/event-source-mappings/{uuid}", get_mapping, methods=["GET"]),
     Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
     Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
+    *LAMBDA_ROUTES,
 ]
 
 
@@ -128,17 +131,23 @@ def create_app(
     *,
     token: str | None,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    lambda_auth: SigV4Verifier | None = None,
 ) -> Starlette:
-    """Build the ASGI app. The server puts an ApiServices on ``app.state.services``."""
+    """Build the ASGI app. The server puts an ApiServices on ``app.state.services``.
+
+    The Lambda API's dated paths take SigV4 signatures checked by ``lambda_auth`` (by
+    default: the access key ``pyfaas`` with the token as its secret); the rest the token."""
     middleware = [Middleware(TokenAuthMiddleware, token=token)] if token else []
     handlers: dict[Any, Any] = {
         PyfaasError: errors.pyfaas_error,
         HTTPException: errors.http_error,
         Exception: errors.unexpected_error,
     }
-    return Starlette(
+    app = Starlette(
         routes=ROUTES, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )
+    app.state.lambda_auth = lambda_auth or SigV4Verifier({"pyfaas": token} if token else {})
+    return app
 
 
 __all__ = ["ApiServices", "create_app"]

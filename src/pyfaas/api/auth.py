@@ -7,6 +7,7 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pyfaas.api.errors import error_response
+from pyfaas.api.lambda_api import LAMBDA_PATH_PREFIXES
 
 
 class TokenAuthMiddleware:
@@ -17,8 +18,10 @@ class TokenAuthMiddleware:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Function URLs check their own auth type: public ones answer anyone.
-        if scope["type"] != "http" or scope["path"].startswith("/fn/"):
+        # Function URLs check their own auth type: public ones answer anyone. The Lambda
+        # API checks SigV4 signatures instead of the token.
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not path or path.startswith("/fn/") or path.startswith(LAMBDA_PATH_PREFIXES):
             await self.app(scope, receive, send)
             return
         given = b""

@@ -63,8 +63,11 @@ class InvocationService:
             raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
         return payload
 
-    async def invoke(self, name: str, payload: bytes) -> InvocationResult:
-        """Run ``name`` with ``payload`` and wait for its result.
+    async def invoke(
+        self, name: str, payload: bytes, client_context: str | None = None
+    ) -> InvocationResult:
+        """Run ``name`` with ``payload`` and wait for its result; ``client_context`` (base64
+        JSON, Lambda's X-Amz-Client-Context) reaches the handler as ``context.client_context``.
 
         Raises FunctionNotFound, PayloadTooLarge, InvalidPayload, TooManyRequests (throttled
         by reserved or server concurrency). Handler errors, timeouts and crashes are not
@@ -73,7 +76,10 @@ class InvocationService:
         fv = await self._functions.resolve(name)
         payload = self.check_payload(payload, self._limits.sync_payload_bytes)
         request = InvocationRequest(
-            request_id=new_request_id(), payload=payload, invoked_function_arn=fv.arn
+            request_id=new_request_id(),
+            payload=payload,
+            invoked_function_arn=fv.arn,
+            client_context=client_context,
         )
         return await self.run(fv, request)
 
