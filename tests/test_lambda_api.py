@@ -436,7 +436,7 @@ def test_list_functions_pages_through_120_functions(lam: Any) -> None:
 # --- errors --------------------------------------------------------------------------------
 
 
-def test_each_error_has_lambdas_exception_name(lam: Any, lambda_server: ServerProcess) -> None:
+def test_each_error_has_lambdas_exception_name(lam: Any) -> None:
     name = unique("errors")
     create(lam, name)
 
@@ -490,9 +490,64 @@ def test_each_error_has_lambdas_exception_name(lam: Any, lambda_server: ServerPr
     assert code_of(lam.invoke, FunctionName=name)[:2] == ("TooManyRequestsException", 429)
     lam.delete_function(FunctionName=name)
 
-    # An unknown path under a Lambda prefix is named, not a bare 404.
-    response = httpx.get(f"{lambda_server.url}/2015-03-31/nothing-here")
-    assert response.status_code == 403  # not signed: refused before anything else
+
+def signed(
+    server: ServerProcess, method: str, path: str, body: bytes = b"", **headers: str
+) -> httpx.Response:
+    """A request signed with botocore's own SigV4 signer, for inputs boto3 would not send."""
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=f"{server.url}{path}", data=body, headers=headers)
+    SigV4Auth(Credentials(KEY_ID, SECRET), "lambda", "us-east-1").add_auth(request)
+    return httpx.request(method, request.url, headers=dict(request.headers.items()), content=body)
+
+
+def test_inputs_boto3_would_not_send_get_lambda_errors_too(
+    lambda_server: ServerProcess, lam: Any
+) -> None:
+    name = unique("raw")
+    create(lam, name)
+    fn = f"/2015-03-31/functions/{name}"
+
+    def refused(response: httpx.Response) -> tuple[int, str, str]:
+        body = response.json()
+        return response.status_code, response.headers["x-amzn-ErrorType"], body["pyfaasCode"]
+
+    not_base64 = json.dumps(
+        {"FunctionName": unique("b64"), "Role": ROLE, "Code": {"ZipFile": "%%%"}}
+    ).encode()
+    assert refused(signed(lambda_server, "POST", "/2015-03-31/functions", not_base64)) == (
+        400, "InvalidParameterValueException", "invalid_zip_file")  # fmt: skip
+    no_name = json.dumps({"Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="}}).encode()
+    assert refused(signed(lambda_server, "POST", "/2015-03-31/functions", no_name))[2] == (
+        "invalid_name")  # fmt: skip
+    assert refused(signed(lambda_server, "PUT", f"{fn}/configuration", b"[1, 2]")) == (
+        400, "InvalidRequestContentException", "invalid_json")  # fmt: skip
+    tail = signed(lambda_server, "POST", f"{fn}/invocations", b"{}", **{"X-Amz-Log-Type": "All"})
+    assert refused(tail) == (400, "InvalidParameterValueException", "invalid_log_type")
+    kind = signed(
+        lambda_server, "POST", f"{fn}/invocations", b"{}", **{"X-Amz-Invocation-Type": "Later"}
+    )
+    assert refused(kind)[2] == "invalid_invocation_type"
+    streaming = json.dumps({"AuthType": "NONE", "InvokeMode": "RESPONSE_STREAM"}).encode()
+    assert refused(signed(lambda_server, "POST", f"/2021-10-31/functions/{name}/url", streaming))[
+        2] == "invalid_invoke_mode"  # fmt: skip
+    listing = signed(lambda_server, "GET", "/2015-03-31/event-source-mappings?Marker=bogus")
+    assert refused(listing) == (400, "InvalidParameterValueException", "invalid_marker")
+    assert refused(signed(lambda_server, "GET", "/2015-03-31/functions?MaxItems=0"))[2] == (
+        "invalid_limit")  # fmt: skip
+    no_topic = json.dumps(
+        {"EventSourceArn": f"arn:pyfaas:redis:::{REDIS_URL}", "FunctionName": name}
+    ).encode()
+    assert refused(signed(lambda_server, "POST", "/2015-03-31/event-source-mappings", no_topic))[
+        2] == "invalid_source_name"  # fmt: skip
+    nowhere = signed(lambda_server, "GET", "/2015-03-31/nothing-here")
+    assert refused(nowhere) == (400, "UnsupportedOperationException", "unsupported_operation")
+    assert "GET /2015-03-31/nothing-here" in nowhere.json()["message"]
+    wrong_method = signed(lambda_server, "PATCH", fn)
+    assert refused(wrong_method)[1] == "UnsupportedOperationException"
+    lam.delete_function(FunctionName=name)
 
 
 def test_a_server_side_failure_reaches_botocore_as_service_exception() -> None:

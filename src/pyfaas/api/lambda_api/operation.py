@@ -76,8 +76,7 @@ def lambda_operation(
             verifier: SigV4Verifier | None = getattr(request.app.state, "lambda_auth", None)
             if verifier is None:
                 raise ServiceUnavailable("the server is starting or stopping; retry in a moment")
-            client = request.client.host if request.client else None
-            signed = verifier.parse(request.headers, client)
+            signed = verifier.parse(request.headers)
             limit = max_body(svc) if max_body is not None else SMALL_BODY
             body = await read_body(request, limit, "the request body")
             if signed is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -53,26 +52,20 @@ def _incomplete(message: str) -> LambdaApiError:
 class SigV4Verifier:
     """Checks requests against the server's access keys (id -> secret).
 
-    With no keys and ``dev_mode`` (only allowed on a loopback-bound server), any request from
-    a loopback address is accepted, signed or not, with any access key.
+    With no keys and ``dev_mode`` (the server allows it only when bound to loopback), any
+    request is accepted, signed or not, with any access key.
     """
 
     def __init__(self, keys: Mapping[str, str], *, dev_mode: bool = False) -> None:
         self._keys = dict(keys)
         self.dev_mode = dev_mode and not self._keys
 
-    def parse(self, headers: Mapping[str, str], client_host: str | None) -> SignedRequest | None:
+    def parse(self, headers: Mapping[str, str]) -> SignedRequest | None:
         """Check the ``Authorization`` header without the body: the key is known, the date is
         near. Returns None in dev mode (nothing to verify). Raises LambdaApiError (403, or
         400 IncompleteSignatureException for a malformed header)."""
         if self.dev_mode:
-            if not _is_loopback(client_host):
-                raise _forbidden(
-                    "AccessDeniedException",
-                    "this server accepts unsigned Lambda API requests from loopback only; "
-                    "configure access_keys (PYFAAS_ACCESS_KEYS) to call it from elsewhere",
-                    "access_denied",
-                )
+            # Only a loopback-bound server runs in dev mode: every caller is on this machine.
             return None
         header = headers.get("authorization", "")
         if not header:
@@ -202,12 +195,3 @@ def _remove_dot_segments(path: str) -> str:
     if path.endswith("/") and result != "/":
         result += "/"
     return result
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
