@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -23,6 +24,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import BIN, ServerProcess, run_cli, serving, unique, wait_for
 from pyfaas.api.lambda_api.errors import lambda_error_response
@@ -565,6 +568,55 @@ def test_a_server_side_failure_reaches_botocore_as_service_exception() -> None:
     assert parsed["Error"]["Code"] == "ServiceException"
     assert parsed["Error"]["Message"] == "the server is stopping"
     assert response.status_code == 503
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    segments=st.lists(_TEXT, max_size=4),
+    query=st.lists(st.tuples(_TEXT, _TEXT), max_size=4),
+    header=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+    body=st.binary(max_size=64),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+)
+def test_the_verifier_accepts_what_botocore_signs_and_nothing_else(
+    segments: list[str], query: list[tuple[str, str]], header: str, body: bytes, method: str
+) -> None:
+    """Property: any request botocore's signer signs verifies; the same request with another
+    body, path or secret does not."""
+    from urllib.parse import quote
+
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    from pyfaas.api.lambda_api.errors import LambdaApiError
+    from pyfaas.api.lambda_api.sigv4 import SigV4Verifier
+
+    path = "/" + "/".join(quote(s, safe="") for s in segments)
+    qs = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in query)
+    url = f"http://127.0.0.1:9/2015-03-31{path}" + (f"?{qs}" if qs else "")
+    request = AWSRequest(method=method, url=url, data=body, headers={"X-Custom": header})
+    SigV4Auth(Credentials(KEY_ID, SECRET), "lambda", "us-east-1").add_auth(request)
+    sent = {k.lower(): v for k, v in request.headers.items()}
+    sent["host"] = "127.0.0.1:9"
+    verifier = SigV4Verifier({KEY_ID: SECRET})
+    claim = verifier.parse(sent)
+    assert claim is not None
+    parts = urlsplit(url)
+
+    def check(raw_path: str, payload: bytes, verifier: SigV4Verifier = verifier) -> None:
+        verifier.verify(claim, method=method, raw_path=raw_path, raw_query=parts.query,
+                        headers=list(sent.items()), body=payload)  # fmt: skip
+
+    check(parts.path, body)
+    with pytest.raises(LambdaApiError):
+        check(parts.path, body + b"x")
+    with pytest.raises(LambdaApiError):
+        check(parts.path + "x", body)
+    with pytest.raises(LambdaApiError):
+        check(parts.path, body, SigV4Verifier({KEY_ID: SECRET + "x"}))
 
 
 # --- authentication ------------------------------------------------------------------------

@@ -181,9 +181,10 @@ def canonical_query(raw_query: str) -> str:
 
 
 def _remove_dot_segments(path: str) -> str:
-    """RFC 3986's removal of ``.`` and ``..`` segments, keeping a trailing slash."""
-    if "." not in path:
-        return path or "/"
+    """RFC 3986's removal of ``.`` and ``..`` segments; AWS also drops empty segments
+    (``//``). A leading slash stays, and a trailing one unless nothing is left."""
+    if not path:
+        return "/"
     out: list[str] = []
     for segment in path.split("/"):
         if segment == "..":
@@ -191,7 +192,6 @@ def _remove_dot_segments(path: str) -> str:
                 out.pop()
         elif segment and segment != ".":
             out.append(segment)
-    result = "/" + "/".join(out)
-    if path.endswith("/") and result != "/":
-        result += "/"
-    return result
+    first = "/" if path.startswith("/") else ""
+    last = "/" if path.endswith("/") and out else ""
+    return first + "/".join(out) + last
