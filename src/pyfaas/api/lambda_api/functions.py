@@ -44,7 +44,8 @@ _CONFIG_FIELDS = {
     "Timeout": "timeout_s",
     "Description": "description",
 }
-# Accepted and ignored: they change nothing about how pyfaas runs a function.
+# Read elsewhere, or accepted and ignored (Role, Tags, Architectures, TracingConfig,
+# LoggingConfig, EphemeralStorage change nothing about how pyfaas runs a function).
 _IGNORED = {
     "FunctionName",
     "Role",
@@ -75,7 +76,8 @@ async def create_function(call: LambdaCall) -> Response:
     _refuse_unsupported(body)
     fields: dict[str, Any] = {"name": name}
     fields.update(_config_changes(body))
-    zip_bytes = _zip_file(body.get("Code"), "Code.ZipFile")
+    # Decoding up to ~67 MB of base64 is CPU work: off the event loop.
+    zip_bytes = await asyncio.to_thread(_zip_file, body.get("Code"), "Code.ZipFile")
     config = with_lambda_names(lambda: FunctionConfig.from_dict(fields))
     svc = call.services
     path = await asyncio.to_thread(_spool, zip_bytes, svc.upload_dir)
@@ -136,7 +138,7 @@ async def update_function_code(call: LambdaCall) -> Response:
         raise _no_publish()
     if body.get("DryRun"):
         raise unsupported("UpdateFunctionCode with DryRun")
-    zip_bytes = _zip_file(body, "ZipFile")
+    zip_bytes = await asyncio.to_thread(_zip_file, body, "ZipFile")
     svc = call.services
     existing = await svc.functions.get(name)
     _check_revision(body, existing)
