@@ -178,13 +178,15 @@ def test_missing_and_wrong_tokens_get_401_on_every_route(
 
 
 def test_every_route_of_the_app_needs_a_declared_scope() -> None:
+    """Function URLs and the Lambda API (SigV4) have their own checks; the rest a scope."""
     from pyfaas.api.access import ROUTE_SCOPES
     from pyfaas.api.app import ROUTES as APP_ROUTES
+    from pyfaas.api.lambda_api import LAMBDA_PATH_PREFIXES
 
     undeclared = [
         (route.path, method)
         for route in APP_ROUTES
-        if not route.path.startswith("/fn/")
+        if not route.path.startswith(("/fn/", *LAMBDA_PATH_PREFIXES))
         for method in (route.methods or set()) - {"HEAD"}
         if (route.path, method) not in ROUTE_SCOPES
     ]

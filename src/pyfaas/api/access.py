@@ -3,7 +3,8 @@ and a refusal for clients that keep guessing. Pure ASGI middleware (no task per 
 
 Each route needs a scope (ROUTE_SCOPES); a route missing from the table needs ``admin``, so
 a new route is closed until it is classified. Function URLs (``/fn/...``) check their own
-auth type (control/urls.py): only the header size limit applies to them here.
+auth type (control/urls.py), the Lambda API's dated paths their SigV4 signatures
+(api/lambda_api): only the header size limit applies to them here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pyfaas.api.errors import error_response
+from pyfaas.api.lambda_api import LAMBDA_PATH_PREFIXES as LAMBDA_PATHS
 from pyfaas.control.access import FailedAuthGuard, authorize
 from pyfaas.model import PyfaasError, ServiceUnavailable, TooManyRequests, Unauthorized
 from pyfaas.model.access import ADMIN, DEPLOY, INVOKE, READ
@@ -106,7 +108,9 @@ class AccessMiddleware:
             )
             await response(scope, receive, send)
             return
-        if self._expected is None or scope["path"].startswith("/fn/"):
+        # Function URLs check their own auth type; the Lambda API checks SigV4 signatures.
+        path = scope["path"]
+        if self._expected is None or path.startswith("/fn/") or path.startswith(LAMBDA_PATHS):
             await self.app(scope, receive, send)
             return
         given = b""

@@ -34,6 +34,8 @@ from pyfaas.api.functions import (
     put_function,
 )
 from pyfaas.api.invoke import invoke_function
+from pyfaas.api.lambda_api import ROUTES as LAMBDA_ROUTES
+from pyfaas.api.lambda_api import SigV4Verifier
 from pyfaas.api.logs import follow_logs, function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.schedules import (
@@ -140,6 +142,7 @@ ROUTES = [
     Route("/v1/secrets/{name}", get_secret, methods=["GET"]),
     Route("/v1/secrets/{name}", put_secret, methods=["PUT"]),
     Route("/v1/secrets/{name}", delete_secret, methods=["DELETE"]),
+    *LAMBDA_ROUTES,
 ]
 
 
@@ -149,8 +152,12 @@ def create_app(
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     guard: FailedAuthGuard | None = None,
     max_header_bytes: int = 16 * 1024,
+    lambda_auth: SigV4Verifier | None = None,
 ) -> Starlette:
-    """Build the ASGI app. The server puts an ApiServices on ``app.state.services``."""
+    """Build the ASGI app. The server puts an ApiServices on ``app.state.services``.
+
+    The Lambda API's dated paths take SigV4 signatures checked by ``lambda_auth`` (by
+    default: the access key ``pyfaas`` with the token as its secret); the rest the token."""
     middleware = [
         Middleware(
             AccessMiddleware,
@@ -165,9 +172,11 @@ def create_app(
         HTTPException: errors.http_error,
         Exception: errors.unexpected_error,
     }
-    return Starlette(
+    app = Starlette(
         routes=ROUTES, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )
+    app.state.lambda_auth = lambda_auth or SigV4Verifier({"pyfaas": token} if token else {})
+    return app
 
 
 __all__ = ["ApiServices", "create_app"]

@@ -63,7 +63,9 @@ async def invoke_function(request: Request) -> Response:
             code="invalid_invocation_type",
         )
     payload = await read_body(request, svc.limits.sync_payload_bytes)
-    result = await svc.invocations.invoke(name, payload, request.headers.get("traceparent"))
+    result = await svc.invocations.invoke(
+        name, payload, traceparent=request.headers.get("traceparent")
+    )
     headers = {
         "x-pyfaas-request-id": result.request_id,
         "x-pyfaas-executed-version": result.version,

@@ -257,6 +257,10 @@ class FunctionService:
             self._resolved[name] = fv
         return fv
 
+    def arn_of(self, name: str) -> str:
+        """The Lambda ARN of function ``name`` on this server (it need not exist)."""
+        return f"arn:aws:lambda:{self._region}:{self._account_id}:function:{name}"
+
     def version_of(self, record: FunctionRecord) -> FunctionVersion:
         cfg = record.config
         secret_env = self._secrets.environment(cfg.secrets) if self._secrets else {}

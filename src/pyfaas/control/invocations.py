@@ -68,9 +68,16 @@ class InvocationService:
         return payload
 
     async def invoke(
-        self, name: str, payload: bytes, traceparent: str | None = None
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        traceparent: str | None = None,
+        client_context: str | None = None,
     ) -> InvocationResult:
-        """Run ``name`` with ``payload`` and wait for its result.
+        """Run ``name`` with ``payload`` and wait for its result; ``client_context`` (base64
+        JSON, Lambda's X-Amz-Client-Context) reaches the handler as ``context.client_context``,
+        ``traceparent`` (W3C) as ``context.traceparent``.
 
         Raises FunctionNotFound, PayloadTooLarge, InvalidPayload, TooManyRequests (throttled
         by reserved or server concurrency). Handler errors, timeouts and crashes are not
@@ -83,6 +90,7 @@ class InvocationService:
             payload=payload,
             invoked_function_arn=fv.arn,
             traceparent=valid_traceparent(traceparent),
+            client_context=client_context,
         )
         return await self.run(fv, request, trigger="http")
 

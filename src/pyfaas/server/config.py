@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,9 @@ class ServerConfig:
     auth_failure_window_s: float = 60.0
     token_cache_s: float = 1.0
     max_header_bytes: int = 16 * 1024
+    # The Lambda API's SigV4 access keys (id, secret). With none and no token, a
+    # loopback-bound server accepts any Lambda API request from loopback (dev mode).
+    access_keys: tuple[tuple[str, str], ...] = ()
 
     @property
     def store_url(self) -> str:
@@ -221,6 +225,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             "max_header_bytes",
         ):
             out[key] = int(value)
+        elif key == "access_keys":
+            out[key] = _access_keys(value)
         else:
             out[key] = value
     return out
@@ -248,3 +254,28 @@ def _price_plans(tables: dict[str, Any], env: Mapping[str, str]) -> tuple[PriceP
         if f"PYFAAS_PRICE_{key.upper()}" in env:
             default[key] = env[f"PYFAAS_PRICE_{key.upper()}"]
     return tuple(PricePlan.parse(name, fields) for name, fields in sorted(plans.items()))
+
+
+_ACCESS_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def _access_keys(value: Any) -> tuple[tuple[str, str], ...]:
+    """``ID:SECRET,ID:SECRET`` (env), a list of ``ID:SECRET`` or a table ``{ID = SECRET}``."""
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    elif isinstance(value, str | list | tuple):
+        items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+        pairs = []
+        for item in (i.strip() for i in items):
+            if item:
+                key_id, _, secret = item.partition(":")
+                pairs.append((key_id, secret))
+    else:
+        raise ConfigurationError("access_keys must be 'ID:SECRET,ID:SECRET' or a table")
+    for key_id, secret in pairs:
+        if not _ACCESS_KEY_ID.match(key_id) or not secret:
+            raise ConfigurationError(
+                f"access_keys: {key_id!r} needs an id of 1-128 letters, digits, '_' or '-' and "
+                "a non-empty secret, written ID:SECRET"
+            )
+    return tuple(pairs)

@@ -16,6 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from pyfaas.api import ApiServices, create_app
+from pyfaas.api.lambda_api import SigV4Verifier
 from pyfaas.control import (
     EventService,
     FunctionService,
@@ -287,7 +288,23 @@ def build_app(config: ServerConfig) -> Starlette:
         lifespan=lifespan,
         guard=server.failed_auth,
         max_header_bytes=config.max_header_bytes,
+        lambda_auth=lambda_verifier(config),
     )
+
+
+def lambda_verifier(config: ServerConfig) -> SigV4Verifier:
+    """The Lambda API's signature check: the configured access keys, plus ``pyfaas`` with the
+    token as its secret. With neither, on loopback, any request from loopback is accepted."""
+    keys = dict(config.access_keys)
+    if config.token:
+        keys.setdefault("pyfaas", config.token)
+    dev_mode = not keys and config.is_loopback
+    if dev_mode:
+        log.warning(
+            "Lambda API in dev mode: requests from loopback are accepted with any access key "
+            "and no signature check; set PYFAAS_ACCESS_KEYS=ID:SECRET (or a token) to check them"
+        )
+    return SigV4Verifier(keys, dev_mode=dev_mode)
 
 
 def run(config: ServerConfig) -> None:
