@@ -116,6 +116,8 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "schedules",
         "usage_records",
         "event_source_mappings",
+        "function_versions",
+        "function_aliases",
     }
     assert before["revision"] == HEAD
 
