@@ -52,6 +52,17 @@ from pyfaas.api.sources import (
 )
 from pyfaas.api.urls import URL_METHODS, create_url, delete_url, get_url, patch_url, serve_url
 from pyfaas.api.usage import prometheus_metrics, usage_report
+from pyfaas.api.versions import (
+    delete_alias,
+    delete_version,
+    get_alias,
+    get_version,
+    list_aliases,
+    list_versions,
+    patch_alias,
+    publish_version,
+    put_alias,
+)
 from pyfaas.model import PyfaasError
 
 _schemas = SchemaGenerator(
@@ -121,6 +132,15 @@ ROUTES = [
     Route("/v1/event-source-mappings/{uuid}", get_mapping, methods=["GET"]),
     Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
     Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
+    Route("/v1/functions/{name}/versions", publish_version, methods=["POST"]),
+    Route("/v1/functions/{name}/versions", list_versions, methods=["GET"]),
+    Route("/v1/functions/{name}/versions/{version}", get_version, methods=["GET"]),
+    Route("/v1/functions/{name}/versions/{version}", delete_version, methods=["DELETE"]),
+    Route("/v1/functions/{name}/aliases", list_aliases, methods=["GET"]),
+    Route("/v1/functions/{name}/aliases/{alias}", put_alias, methods=["PUT"]),
+    Route("/v1/functions/{name}/aliases/{alias}", get_alias, methods=["GET"]),
+    Route("/v1/functions/{name}/aliases/{alias}", patch_alias, methods=["PATCH"]),
+    Route("/v1/functions/{name}/aliases/{alias}", delete_alias, methods=["DELETE"]),
 ]
 
 

@@ -16,6 +16,7 @@ from pyfaas.control import (
 )
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
+from pyfaas.control.versions import VersionService
 from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
@@ -36,6 +37,7 @@ class ApiServices:
     sources: SourceService
     usage: UsageService | None = None  # None: metering is off
     metrics: MetricsService | None = None
+    versions: VersionService | None = None
 
 
 def services(request: Request) -> ApiServices:

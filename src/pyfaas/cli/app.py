@@ -21,6 +21,7 @@ from pyfaas.cli.sources import sources
 from pyfaas.cli.upload import upload_bundle
 from pyfaas.cli.urls import url_app
 from pyfaas.cli.usage import usage
+from pyfaas.cli.versions import alias_app, publish, versions
 from pyfaas.cli.web_app import web_app_label
 
 app = typer.Typer(
@@ -319,6 +320,9 @@ app.add_typer(url_app, name="url")
 app.add_typer(schedule, name="schedule")
 app.command("usage")(usage)
 app.add_typer(sources, name="sources")
+app.command("publish")(publish)
+app.command("versions")(versions)
+app.add_typer(alias_app, name="alias")
 
 
 @app.command("rm")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -10,6 +11,7 @@ from pyfaas.control.functions import FunctionService
 from pyfaas.events import Enqueuer
 from pyfaas.metering import UsageWriter
 from pyfaas.model import (
+    LATEST,
     FunctionVersion,
     InvalidPayload,
     InvalidRequest,
@@ -37,8 +39,11 @@ class InvocationService:
         limits: Limits,
         enqueuer: Enqueuer,
         usage: UsageWriter | None = None,
+        resolve: Callable[[str], Awaitable[FunctionVersion]] | None = None,
     ) -> None:
         self._functions = functions
+        # Resolves "name", "name:3", "name:alias" (control.versions); else $LATEST only.
+        self.resolve = resolve or functions.resolve
         self._scaler = scaler
         self._logs = logs
         self._limits = limits
@@ -64,13 +69,13 @@ class InvocationService:
         return payload
 
     async def invoke(self, name: str, payload: bytes) -> InvocationResult:
-        """Run ``name`` with ``payload`` and wait for its result.
+        """Run ``name`` (or ``name:qualifier``) with ``payload`` and wait for its result.
 
         Raises FunctionNotFound, PayloadTooLarge, InvalidPayload, TooManyRequests (throttled
         by reserved or server concurrency). Handler errors, timeouts and crashes are not
         raised: they come back as a result with ``function_error`` set.
         """
-        fv = await self._functions.resolve(name)
+        fv = await self.resolve(name)
         payload = self.check_payload(payload, self._limits.sync_payload_bytes)
         request = InvocationRequest(
             request_id=new_request_id(), payload=payload, invoked_function_arn=fv.arn
@@ -98,7 +103,8 @@ class InvocationService:
         request id with new=False, and enqueues nothing. Raises FunctionNotFound,
         PayloadTooLarge, InvalidPayload, InvalidRequest (nothing is enqueued).
         """
-        await self._functions.resolve(name)
+        await self.resolve(name)  # a weighted alias is drawn again at each attempt
+        name, _, qualifier = name.partition(":")
         payload = self.check_payload(payload, self._limits.async_payload_bytes, "asynchronous")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest(
@@ -112,5 +118,6 @@ class InvocationService:
                 payload=payload,
                 idempotency_key=idempotency_key,
                 enqueued_at=time.time(),
+                qualifier=qualifier if qualifier and qualifier != LATEST else None,
             )
         )

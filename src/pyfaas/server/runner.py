@@ -25,6 +25,7 @@ from pyfaas.control import (
 )
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
+from pyfaas.control.versions import VersionService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.events.schedules import Scheduler
 from pyfaas.executor import LocalExecutor
@@ -97,13 +98,16 @@ class Server:
             account_id=cfg.account_id,
             prices=prices,
         )
+        versions = VersionService(store.versions, functions, scaler, cfg.limits)
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
-        invocations = InvocationService(functions, scaler, logs, cfg.limits, enqueuer, usage=usage)
+        invocations = InvocationService(
+            functions, scaler, logs, cfg.limits, enqueuer, usage=usage, resolve=versions.resolve
+        )
         self._dispatcher = dispatcher = Dispatcher(
             store.events,
             enqueuer,
-            resolve=functions.resolve,
+            resolve=versions.resolve,
             run=invocations.run,
             settings=DispatchSettings(
                 retry_base_s=cfg.retry_base_s,
@@ -144,13 +148,16 @@ class Server:
                 cfg.limits,
                 token=cfg.token,
                 account_id=cfg.account_id,
+                versions=versions,
             ),
             schedules=ScheduleService(store.schedules, functions, scheduler, cfg.limits),
             usage=None if usage is None else UsageService(store.usage, usage, prices),
             metrics=MetricsService(metrics, scaler, store.events, usage),
             sources=sources,
+            versions=versions,
         )
         await functions.start()
+        await versions.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         await dispatcher.start()
