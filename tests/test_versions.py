@@ -32,7 +32,8 @@ def handler(event, context):
     if event.get("fail"):
         raise RuntimeError("asked to fail")
     return {{"code": "{label}", "memory": context.memory_limit_in_mb,
-             "colour": os.environ.get("COLOUR"), "version": context.function_version}}
+             "colour": os.environ.get("COLOUR"), "version": context.function_version,
+             "arn": context.invoked_function_arn}}
 """
 SLOW = """
 import time
@@ -110,10 +111,14 @@ def test_a_published_version_keeps_its_code_and_config_while_latest_moves_on(
     ok(client.patch(f"/v1/functions/{name}", json={"memory_mb": 256}))
 
     by_number = invoke(client, f"{name}:1")
-    assert ok(by_number) == {"code": "one", "memory": "128", "colour": "red", "version": "1"}
+    ran = ok(by_number)
+    assert ran.pop("arn").endswith(f":function:{name}:1"), "the context names the qualifier"
+    assert ran == {"code": "one", "memory": "128", "colour": "red", "version": "1"}
     assert by_number.headers["x-pyfaas-executed-version"] == "1"
     latest = invoke(client, name)
-    assert ok(latest) == {"code": "two", "memory": "256", "colour": "blue", "version": "$LATEST"}
+    ran = ok(latest)
+    assert ran.pop("arn").endswith(f":function:{name}")
+    assert ran == {"code": "two", "memory": "256", "colour": "blue", "version": "$LATEST"}
     assert latest.headers["x-pyfaas-executed-version"] == "$LATEST"
     assert ok(invoke(client, f"{name}:$LATEST"))["code"] == "two"
     assert ok(invoke(client, name, qualifier="1"))["code"] == "one"
@@ -306,10 +311,11 @@ def test_a_function_url_can_serve_an_alias_and_goes_with_it(
     assert served.json()["code"] == "one"
     error(httpx.get(f"{versions_server.url}/fn/{name}/hello"), 404, "function_url_not_found")
 
-    by_version = client.post(
-        f"/v1/functions/{name}/url", json={"auth_type": "NONE", "qualifier": "2"}
+    by_version = run_cli(
+        "url", "create", f"{name}:2", "--auth-type", "NONE", server=versions_server
     )
-    ok(by_version, 201)
+    assert by_version.returncode == 0, by_version.stderr
+    assert by_version.stdout.strip().endswith(f"/fn/{name}/2/")
     assert httpx.get(f"{versions_server.url}/fn/{name}/2/").json()["code"] == "two"
 
     url = f"/v1/functions/{name}/url"
@@ -323,6 +329,9 @@ def test_a_function_url_can_serve_an_alias_and_goes_with_it(
     ok(client.delete(f"/v1/functions/{name}/aliases/live"), 204)
     error(httpx.get(f"{versions_server.url}/fn/{name}/live/"), 404, "function_url_not_found")
     error(client.get(url, params={"qualifier": "live"}), 404, "function_url_not_found")
+    removed = run_cli("url", "rm", f"{name}:2", server=versions_server)
+    assert removed.returncode == 0, removed.stderr
+    error(httpx.get(f"{versions_server.url}/fn/{name}/2/"), 404, "function_url_not_found")
 
 
 # --- refusals and bad input -----------------------------------------------------------------

@@ -75,10 +75,16 @@ class InvocationService:
         by reserved or server concurrency). Handler errors, timeouts and crashes are not
         raised: they come back as a result with ``function_error`` set.
         """
-        fv = await self.resolve(name)
+        if ":" not in name:  # the hot path: $LATEST, straight from the cache
+            fv = await self._functions.resolve(name)
+            arn = fv.arn
+        else:
+            fv = await self.resolve(name)
+            # Lambda's context names the qualifier the caller invoked.
+            arn = f"{fv.arn}:{name.partition(':')[2]}"
         payload = self.check_payload(payload, self._limits.sync_payload_bytes)
         request = InvocationRequest(
-            request_id=new_request_id(), payload=payload, invoked_function_arn=fv.arn
+            request_id=new_request_id(), payload=payload, invoked_function_arn=arn
         )
         return await self.run(fv, request)
 
