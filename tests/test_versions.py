@@ -89,6 +89,12 @@ def invoke(client: httpx.Client, target: str, event: Any = None, **params: str) 
     return client.post(f"/v1/functions/{target}/invoke", json=event or {}, params=params)
 
 
+def log_of(client: httpx.Client, name: str, request_id: str | None) -> str:
+    """The stored log text of one invocation of ``name``."""
+    records = client.get(f"/v1/functions/{name}/logs", params={"request_id": request_id})
+    return "".join(r["text"] for r in ok(records)["records"])
+
+
 def two_versions(client: httpx.Client, name: str) -> None:
     """``name`` with version 1 saying "one" and version 2 (and $LATEST) saying "two"."""
     ok(deploy(client, name, says("one")), 201)
@@ -201,12 +207,8 @@ def test_the_version_that_ran_is_in_the_headers_report_and_usage(client: httpx.C
     assert response.headers["x-pyfaas-executed-version"] == "1"
     request_id = response.headers["x-pyfaas-request-id"]
 
-    def report() -> str:
-        records = client.get(f"/v1/functions/{name}/logs", params={"request_id": request_id})
-        return "".join(r["text"] for r in ok(records)["records"])
-
-    wait_for(lambda: "REPORT" in report(), what="the invocation's log")
-    assert f"START RequestId: {request_id} Version: 1\n" in report()
+    wait_for(lambda: "REPORT" in log_of(client, name, request_id), what="the invocation's log")
+    assert f"START RequestId: {request_id} Version: 1\n" in log_of(client, name, request_id)
     usage = ok(client.get("/v1/usage", params={"group_by": "version", "function": name}))
     versions = {row["version"]: row["invocations"] for row in usage["rows"]}
     assert versions == {"1": 1}, usage["rows"]
@@ -275,8 +277,7 @@ def test_an_async_event_runs_the_version_it_was_sent_to_on_every_retry(
     assert (event["qualifier"], event["attempts"]) == ("1", 2)
 
     def starts() -> list[str]:
-        records = client.get(f"/v1/functions/{name}/logs", params={"request_id": request_id})
-        text = "".join(r["text"] for r in ok(records)["records"])
+        text = log_of(client, name, request_id)
         return [line for line in text.splitlines() if line.startswith("START")]
 
     wait_for(lambda: len(starts()) == 2, what="both attempts' logs")
@@ -292,6 +293,41 @@ def test_an_async_event_runs_the_version_it_was_sent_to_on_every_retry(
         lambda: client.get(f"/v1/invocations/{good_id}").json()["status"] == "succeeded",
         what="the qualified event to succeed",
     )
+
+
+def test_a_schedule_can_invoke_an_alias(client: httpx.Client) -> None:
+    name = unique("sched")
+    two_versions(client, name)
+    ok(client.put(f"/v1/functions/{name}/aliases/live", json={"version": 1}))
+    schedules = f"/v1/functions/{name}/schedules"
+    for bad, status, code in [
+        ("nope", 404, "alias_not_found"),
+        ("9", 404, "version_not_found"),
+        ("a b", 400, "invalid_qualifier"),
+        (5, 400, "invalid_qualifier"),
+    ]:
+        body = {"expression": "rate(1 second)", "qualifier": bad}
+        error(client.post(schedules, json=body), status, code)
+    assert ok(client.get(schedules))["schedules"] == [], "nothing was created"
+
+    created = client.post(schedules, json={"expression": "rate(1 second)", "qualifier": "live"})
+    schedule = ok(created, 201)
+    assert schedule["qualifier"] == "live"
+
+    def fired() -> str | None:
+        found: str | None = ok(client.get(f"{schedules}/{schedule['id']}"))["last_request_id"]
+        return found
+
+    wait_for(lambda: fired() is not None, what="the schedule to fire")
+    ok(client.patch(f"{schedules}/{schedule['id']}", json={"enabled": False}))
+    request_id = fired()
+    wait_for(
+        lambda: client.get(f"/v1/invocations/{request_id}").json()["status"] == "succeeded",
+        what="the scheduled event to run",
+    )
+    assert ok(client.get(f"/v1/invocations/{request_id}"))["qualifier"] == "live"
+    wait_for(lambda: "REPORT" in log_of(client, name, request_id), what="the log")
+    assert f"START RequestId: {request_id} Version: 1\n" in log_of(client, name, request_id)
 
 
 # --- function URLs for an alias --------------------------------------------------------------

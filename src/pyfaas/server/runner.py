@@ -150,7 +150,9 @@ class Server:
                 account_id=cfg.account_id,
                 versions=versions,
             ),
-            schedules=ScheduleService(store.schedules, functions, scheduler, cfg.limits),
+            schedules=ScheduleService(
+                store.schedules, functions, scheduler, cfg.limits, versions=versions
+            ),
             usage=None if usage is None else UsageService(store.usage, usage, prices),
             metrics=MetricsService(metrics, scaler, store.events, usage),
             sources=sources,

@@ -144,6 +144,8 @@ schedules = sa.Table(
     sa.Column("last_fired_at", sa.Float(precision=53), nullable=True),
     sa.Column("last_request_id", sa.String(64), nullable=True),
     sa.Index("ix_schedules_function", "function"),
+    # The version or alias its events invoke (NULL: $LATEST).
+    sa.Column("qualifier", sa.String(128), nullable=True),
 )
 
 # Metering: one row per invocation that ran (throttled calls did not). ``hour`` is

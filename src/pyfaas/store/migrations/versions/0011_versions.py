@@ -1,4 +1,4 @@
-"""Published versions and aliases; the qualifier an async event was invoked with.
+"""Published versions and aliases; the qualifier an async event or a schedule invokes.
 
 Revision ID: 0011
 Revises: 0010
@@ -18,6 +18,8 @@ def upgrade() -> None:
     with op.batch_alter_table("functions") as batch:
         batch.add_column(sa.Column("last_version", sa.Integer, nullable=False, server_default="0"))
     with op.batch_alter_table("async_events") as batch:
+        batch.add_column(sa.Column("qualifier", sa.String(128), nullable=True))
+    with op.batch_alter_table("schedules") as batch:
         batch.add_column(sa.Column("qualifier", sa.String(128), nullable=True))
     op.create_table(
         "function_versions",
@@ -68,6 +70,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("function_aliases")
     op.drop_table("function_versions")
+    with op.batch_alter_table("schedules") as batch:
+        batch.drop_column("qualifier")
     with op.batch_alter_table("async_events") as batch:
         batch.drop_column("qualifier")
     with op.batch_alter_table("functions") as batch:
