@@ -143,6 +143,19 @@ def test_a_published_version_keeps_its_code_and_config_while_latest_moves_on(
     assert (shown["environment"], shown["memory_mb"]) == ({"COLOUR": "red"}, 128)
 
 
+def test_racing_publishes_of_the_same_code_make_one_version(
+    client: httpx.Client, versions_server: ServerProcess
+) -> None:
+    name = unique("race")
+    ok(deploy(client, name, says("one")), 201)
+    results = post_many(
+        versions_server.url, f"/v1/functions/{name}/versions", [b"{}"] * 8, {}, concurrency=8
+    )
+    assert sorted(status for status, _ in results) == [200] * 7 + [201]
+    assert {json.loads(body)["version"] for _, body in results} == {"1"}
+    assert len(ok(client.get(f"/v1/functions/{name}/versions"))["versions"]) == 1
+
+
 def test_version_numbers_are_never_reused(client: httpx.Client) -> None:
     name = unique("numbers")
     two_versions(client, name)
@@ -251,6 +264,27 @@ def test_each_alias_keeps_its_own_provisioned_workers_and_they_scale_to_zero_aft
         return int(stats["workers_idle"] + stats["workers_busy"])
 
     wait_for(lambda: workers() == 0, timeout=10, what="every version's workers scaled to zero")
+
+
+def test_a_restarted_server_starts_the_provisioned_workers_of_aliases_again(
+    tmp_path: Path,
+) -> None:
+    home, env = tmp_path / "restart", {"PYFAAS_IDLE_TIMEOUT_S": "1"}
+    name = unique("restart")
+    with serving(home, env) as first, first.client() as c:
+        ok(deploy(c, name, says("one")), 201)
+        publish(c, name)
+        ok(c.put(f"/v1/functions/{name}/aliases/ready",
+                 json={"version": 1, "provisioned_concurrency": 1}))  # fmt: skip
+    with serving(home, env) as second, second.client() as c:
+
+        def idle() -> int:
+            return int(ok(c.get(f"/v1/functions/{name}"))["stats"]["workers_idle"])
+
+        wait_for(lambda: idle() == 1, what="the alias's provisioned worker after a restart")
+        warm = invoke(c, f"{name}:ready")
+        assert ok(warm)["version"] == "1"
+        assert "x-pyfaas-init-duration-ms" not in warm.headers, "it was started and ready"
 
 
 # --- async events keep their qualifier -----------------------------------------------------

@@ -68,6 +68,8 @@ class VersionService:
         self._scaler = scaler
         self._limits = limits
         self._known: dict[str, _Known] = {}
+        # Publishes of one function take turns: racing ones of unchanged code make one version.
+        self._publishing: dict[str, asyncio.Lock] = {}
         self._warming: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -141,13 +143,14 @@ class VersionService:
         changed since the newest version, that one is returned (created False), as Lambda
         does. Raises FunctionNotFound, InvalidRequest (invalid_description)."""
         text = None if description is None else parse_description(description)
-        record = await self._functions.get(name)
-        newest = await self._store.newest(name)
-        if newest is not None and _same(newest, record):
-            return newest, False
-        if text is None:
-            text = record.config.description
-        return await self._store.publish(record, text, time.time()), True
+        async with self._publishing.setdefault(name, asyncio.Lock()):
+            record = await self._functions.get(name)
+            newest = await self._store.newest(name)
+            if newest is not None and _same(newest, record):
+                return newest, False
+            if text is None:
+                text = record.config.description
+            return await self._store.publish(record, text, time.time()), True
 
     async def list_versions(self, name: str) -> list[PublishedVersion]:
         """Raises FunctionNotFound."""
