@@ -404,7 +404,7 @@ def test_deleting_a_function_deletes_its_url(api: httpx.Client) -> None:
             "true or false",
         ),
         ({"auth_type": "NONE", "invoke_mode": "STREAM"}, "unknown_field", "invoke_mode"),
-        ({"auth_type": "NONE", "qualifier": "live"}, "invalid_qualifier", "leave the qualifier"),
+        ({"auth_type": "NONE", "qualifier": "a b"}, "invalid_qualifier", "neither a version"),
     ],
 )
 def test_a_bad_url_configuration_is_a_400_and_creates_nothing(

@@ -118,6 +118,8 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "event_source_mappings",
         "api_tokens",
         "secrets",
+        "function_versions",
+        "function_aliases",
     }
     assert before["revision"] == HEAD
 

@@ -67,6 +67,15 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     ("/v1/secrets/{name}", "DELETE"): ADMIN,
     # The stored code: what app deploys read back to roll a function back.
     (f"{_FN}/code", "GET"): DEPLOY,
+    (f"{_FN}/versions", "POST"): DEPLOY,
+    (f"{_FN}/versions", "GET"): READ,
+    (f"{_FN}/versions/{{version}}", "GET"): READ,
+    (f"{_FN}/versions/{{version}}", "DELETE"): DEPLOY,
+    (f"{_FN}/aliases", "GET"): READ,
+    (f"{_FN}/aliases/{{alias}}", "PUT"): DEPLOY,
+    (f"{_FN}/aliases/{{alias}}", "GET"): READ,
+    (f"{_FN}/aliases/{{alias}}", "PATCH"): DEPLOY,
+    (f"{_FN}/aliases/{{alias}}", "DELETE"): DEPLOY,
 }
 
 

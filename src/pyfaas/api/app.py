@@ -64,6 +64,17 @@ from pyfaas.api.tokens import (
 )
 from pyfaas.api.urls import URL_METHODS, create_url, delete_url, get_url, patch_url, serve_url
 from pyfaas.api.usage import prometheus_metrics, usage_report
+from pyfaas.api.versions import (
+    delete_alias,
+    delete_version,
+    get_alias,
+    get_version,
+    list_aliases,
+    list_versions,
+    patch_alias,
+    publish_version,
+    put_alias,
+)
 from pyfaas.control.access import FailedAuthGuard
 from pyfaas.model import PyfaasError
 
@@ -143,6 +154,15 @@ ROUTES = [
     Route("/v1/secrets/{name}", put_secret, methods=["PUT"]),
     Route("/v1/secrets/{name}", delete_secret, methods=["DELETE"]),
     *LAMBDA_ROUTES,
+    Route("/v1/functions/{name}/versions", publish_version, methods=["POST"]),
+    Route("/v1/functions/{name}/versions", list_versions, methods=["GET"]),
+    Route("/v1/functions/{name}/versions/{version}", get_version, methods=["GET"]),
+    Route("/v1/functions/{name}/versions/{version}", delete_version, methods=["DELETE"]),
+    Route("/v1/functions/{name}/aliases", list_aliases, methods=["GET"]),
+    Route("/v1/functions/{name}/aliases/{alias}", put_alias, methods=["PUT"]),
+    Route("/v1/functions/{name}/aliases/{alias}", get_alias, methods=["GET"]),
+    Route("/v1/functions/{name}/aliases/{alias}", patch_alias, methods=["PATCH"]),
+    Route("/v1/functions/{name}/aliases/{alias}", delete_alias, methods=["DELETE"]),
 ]
 
 

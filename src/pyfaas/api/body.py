@@ -27,7 +27,11 @@ async def read_body(request: Request, limit: int, what: str = "payload") -> byte
 
 async def read_json_object(request: Request, limit: int, what: str = "the body") -> dict[str, Any]:
     """The body parsed as a JSON object; raises PayloadTooLarge, InvalidRequest."""
-    raw = await read_body(request, limit, what)
+    return parse_json_object(await read_body(request, limit, what), what)
+
+
+def parse_json_object(raw: bytes, what: str = "the body") -> dict[str, Any]:
+    """``raw`` parsed as a JSON object; raises InvalidRequest (invalid_json)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -22,7 +22,15 @@ async def invoke_function(request: Request) -> Response:
     ---
     summary: Invoke a function (synchronously, or asynchronously with X-Invocation-Type Event)
     parameters:
-      - {name: name, in: path, required: true, schema: {type: string}}
+      - name: name
+        in: path
+        required: true
+        description: "the function, or name:qualifier (a version number, an alias, $LATEST)"
+        schema: {type: string}
+      - name: qualifier
+        in: query
+        description: "a version number or alias to run instead of $LATEST"
+        schema: {type: string}
       - name: X-Invocation-Type
         in: header
         description: "RequestResponse (default) or Event (async: 202 once the event is
@@ -47,11 +55,13 @@ async def invoke_function(request: Request) -> Response:
           error object (errorMessage, errorType, stackTrace)"
       202: {description: "Event: accepted and durable; {request_id}"}
       400: {description: invalid_payload}
-      404: {description: function_not_found}
+      404: {description: "function_not_found, version_not_found, alias_not_found"}
       413: {description: payload_too_large}
     """
     svc = services(request)
     name = request.path_params["name"]
+    if request.scope["query_string"]:
+        name = qualified_name(name, request.query_params.get("qualifier"))
     kind = request.headers.get("x-invocation-type") or request.headers.get(
         "x-amz-invocation-type", "RequestResponse"
     )
@@ -76,10 +86,24 @@ async def invoke_function(request: Request) -> Response:
     if result.init_duration_ms is not None:
         headers["x-pyfaas-init-duration-ms"] = f"{result.init_duration_ms:.3f}"
     if request.headers.get("x-pyfaas-log-type", "").lower() == "tail":
-        fv = await svc.functions.resolve(name)
+        fv = await svc.invocations.resolve(name)
         tail = format_invocation_log(fv, result).encode()[-LOG_TAIL_BYTES:]
         headers["x-pyfaas-log-result"] = base64.b64encode(tail).decode()
     return Response(result.body, media_type="application/json", headers=headers)
+
+
+def qualified_name(name: str, qualifier: str | None) -> str:
+    """``name`` with the ``qualifier`` query parameter applied. Raises InvalidRequest
+    (invalid_qualifier) when the path names another qualifier."""
+    if qualifier is None:
+        return name
+    base, sep, given = name.partition(":")
+    if sep and given != qualifier:
+        raise InvalidRequest(
+            f"the path names qualifier {given!r} and the query {qualifier!r}; give one",
+            code="invalid_qualifier",
+        )
+    return f"{base}:{qualifier}"
 
 
 async def _submit(request: Request, svc: ApiServices, name: str) -> Response:

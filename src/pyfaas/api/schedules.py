@@ -35,9 +35,12 @@ async def create_schedule(request: Request) -> Response:
               enabled: {type: boolean, default: true}
               missed_runs: {type: string, enum: [fire_once, skip], default: fire_once}
               timezone: {type: string, default: UTC, description: for cron expressions}
+              qualifier: {type: string, description: "a version number or alias to invoke
+                instead of $LATEST"}
     responses:
       201: {description: the schedule, with next_fire_at}
       400: {description: "invalid_schedule_expression, invalid_timezone, invalid_missed_runs,
+        invalid_qualifier,
         unknown_field, invalid_type, invalid_json"}
       404: {description: function_not_found}
       413: {description: payload_too_large (the input)}

@@ -18,6 +18,7 @@ from pyfaas.control.access import TokenService
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.secrets import SecretService
 from pyfaas.control.urls import FunctionUrlService
+from pyfaas.control.versions import VersionService
 from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
@@ -40,6 +41,7 @@ class ApiServices:
     metrics: MetricsService | None = None
     tokens: TokenService | None = None  # access control (None: a server without a token)
     secrets: SecretService | None = None
+    versions: VersionService | None = None
 
 
 def services(request: Request) -> ApiServices:

@@ -23,6 +23,7 @@ from pyfaas.cli.sources import sources
 from pyfaas.cli.upload import upload_bundle
 from pyfaas.cli.urls import url_app
 from pyfaas.cli.usage import usage
+from pyfaas.cli.versions import alias_app, publish, versions
 from pyfaas.cli.web_app import web_app_label
 
 app = typer.Typer(
@@ -354,6 +355,9 @@ app.add_typer(sources, name="sources")
 app.command("plan")(plan)
 app.add_typer(token_app, name="token")
 app.add_typer(secret_app, name="secret")
+app.command("publish")(publish)
+app.command("versions")(versions)
+app.add_typer(alias_app, name="alias")
 
 
 @app.command("rm")

@@ -48,13 +48,16 @@ def add(
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Add a schedule to a function; prints its id."""
+    """Add a schedule to a function (NAME:ALIAS or NAME:VERSION to run that); prints its id."""
+    function, _, qualifier = function.partition(":")
     body: dict[str, Any] = {
         "expression": expression,
         "missed_runs": missed_runs,
         "timezone": timezone,
         "enabled": not disabled,
     }
+    if qualifier:
+        body["qualifier"] = qualifier
     if input_json is not None:
         body["input"] = _read_input(input_json)
     created = ApiClient(url, token).json("POST", f"/v1/functions/{function}/schedules", json=body)

@@ -63,9 +63,23 @@ def _cors(
     }
 
 
+NameArg = Annotated[
+    str, typer.Argument(help="Function name, or NAME:ALIAS / NAME:VERSION for a qualified URL")
+]
+
+
+def _target(name: str) -> tuple[str, str | None]:
+    function, sep, qualifier = name.partition(":")
+    return function, qualifier if sep else None
+
+
+def _qualifier_param(qualifier: str | None) -> dict[str, str]:
+    return {} if qualifier is None else {"qualifier": qualifier}
+
+
 @url_app.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="Function name")],
+    name: NameArg,
     auth_type: AuthOpt = None,
     allow_origin: OriginOpt = None,
     allow_method: MethodOpt = None,
@@ -90,7 +104,7 @@ def create(
 
 @url_app.command("update")
 def update(
-    name: Annotated[str, typer.Argument(help="Function name")],
+    name: NameArg,
     auth_type: AuthOpt = None,
     allow_origin: OriginOpt = None,
     allow_method: MethodOpt = None,
@@ -122,20 +136,26 @@ def _send(
     method: str, name: str, body: dict[str, Any], url: str | None, token: str | None, done: str
 ) -> None:
     """Send the configuration; say what was done on stderr and print the URL on stdout."""
-    info = ApiClient(url, token).json(method, f"/v1/functions/{name}/url", json=body)
+    function, qualifier = _target(name)
+    if qualifier is not None:
+        body["qualifier"] = qualifier
+    info = ApiClient(url, token).json(method, f"/v1/functions/{function}/url", json=body)
     err.print(f"[green]✓[/green] {done} the URL of [bold]{name}[/bold] ({info['auth_type']})")
     sys.stdout.write(info["url"] + "\n")
 
 
 @url_app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="Function name")],
+    name: NameArg,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
     """Show a function's URL, auth type and CORS settings."""
-    info = ApiClient(url, token).json("GET", f"/v1/functions/{name}/url")
+    function, qualifier = _target(name)
+    info = ApiClient(url, token).json(
+        "GET", f"/v1/functions/{function}/url", params=_qualifier_param(qualifier)
+    )
     if as_json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return
@@ -159,10 +179,13 @@ def show(
 
 @url_app.command("rm")
 def remove(
-    name: Annotated[str, typer.Argument(help="Function name")],
+    name: NameArg,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
     """Delete a function's URL (the function stays)."""
-    ApiClient(url, token).request("DELETE", f"/v1/functions/{name}/url")
+    function, qualifier = _target(name)
+    ApiClient(url, token).request(
+        "DELETE", f"/v1/functions/{function}/url", params=_qualifier_param(qualifier)
+    )
     err.print(f"[green]✓[/green] Deleted the URL of [bold]{name}[/bold]")

@@ -30,6 +30,9 @@ from pyfaas.scaling import Scaler
 from pyfaas.store import Store
 
 log = logging.getLogger("pyfaas.control")
+# Code stored or reused this recently is never collected (an ingest that just reused it has
+# not yet told the deploy that holds it).
+CODE_GRACE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,8 @@ class FunctionService:
         if existing is not None:
             # Workers of the old code finish what they run, then go; the new one stays.
             await self._scaler.retire(config.name, keep=fv)
+            if existing.code_sha256 != record.code_sha256:
+                await self.collect_code({existing.code_sha256})
         await self._scaler.configure(fv)
         return DeployOutcome(record, created=created, changed=True, init_duration_ms=init_ms)
 
@@ -241,9 +246,21 @@ class FunctionService:
     async def delete(self, name: str) -> None:
         """Remove the function, its logs and its workers. Raises FunctionNotFound."""
         async with self._lock(name):
+            code = await self._store.versions.code_of(name)
             await self._store.delete_function(name)
             self._resolved.pop(name, None)
             await self._scaler.forget(name)
+            await self.collect_code(code)
+
+    async def collect_code(self, shas: set[str]) -> None:
+        """Remove the stored code of ``shas`` that no function or version runs any more
+        (after a delete or an update). Code a deploy holds, or stored or reused in the last
+        ``CODE_GRACE_S``, is kept: a deploy may be about to reference it."""
+        for sha in shas:
+            if sha in self._in_flight or await self._store.code_referenced(sha):
+                continue
+            if sha not in self._in_flight:  # checked again: the store query awaited
+                await self._code.collect(sha, unused_for_s=CODE_GRACE_S)
 
     async def resolve(self, name: str) -> FunctionVersion:
         """The runnable version behind ``name``; cached. Raises FunctionNotFound."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -11,6 +12,7 @@ from pyfaas.control.secrets import redact
 from pyfaas.events import Enqueuer
 from pyfaas.metering import UsageWriter
 from pyfaas.model import (
+    LATEST,
     FunctionVersion,
     InvalidPayload,
     InvalidRequest,
@@ -40,8 +42,11 @@ class InvocationService:
         enqueuer: Enqueuer,
         usage: UsageWriter | None = None,
         tracing: Tracing | None = None,
+        resolve: Callable[[str], Awaitable[FunctionVersion]] | None = None,
     ) -> None:
         self._functions = functions
+        # Resolves "name", "name:3", "name:alias" (control.versions); else $LATEST only.
+        self.resolve = resolve or functions.resolve
         self._scaler = scaler
         self._logs = logs
         self._limits = limits
@@ -75,7 +80,8 @@ class InvocationService:
         traceparent: str | None = None,
         client_context: str | None = None,
     ) -> InvocationResult:
-        """Run ``name`` with ``payload`` and wait for its result; ``client_context`` (base64
+        """Run ``name`` (or ``name:qualifier``) with ``payload`` and wait for its result;
+        ``client_context`` (base64
         JSON, Lambda's X-Amz-Client-Context) reaches the handler as ``context.client_context``,
         ``traceparent`` (W3C) as ``context.traceparent``.
 
@@ -83,12 +89,18 @@ class InvocationService:
         by reserved or server concurrency). Handler errors, timeouts and crashes are not
         raised: they come back as a result with ``function_error`` set.
         """
-        fv = await self._functions.resolve(name)
+        if ":" not in name:  # the hot path: $LATEST, straight from the cache
+            fv = await self._functions.resolve(name)
+            arn = fv.arn
+        else:
+            fv = await self.resolve(name)
+            # Lambda's context names the qualifier the caller invoked.
+            arn = f"{fv.arn}:{name.partition(':')[2]}"
         payload = self.check_payload(payload, self._limits.sync_payload_bytes)
         request = InvocationRequest(
             request_id=new_request_id(),
             payload=payload,
-            invoked_function_arn=fv.arn,
+            invoked_function_arn=arn,
             traceparent=valid_traceparent(traceparent),
             client_context=client_context,
         )
@@ -125,7 +137,8 @@ class InvocationService:
         request id with new=False, and enqueues nothing. Raises FunctionNotFound,
         PayloadTooLarge, InvalidPayload, InvalidRequest (nothing is enqueued).
         """
-        await self._functions.resolve(name)
+        await self.resolve(name)  # a weighted alias is drawn again at each attempt
+        name, _, qualifier = name.partition(":")
         payload = self.check_payload(payload, self._limits.async_payload_bytes, "asynchronous")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest(
@@ -139,5 +152,6 @@ class InvocationService:
                 payload=payload,
                 idempotency_key=idempotency_key,
                 enqueued_at=time.time(),
+                qualifier=qualifier if qualifier and qualifier != LATEST else None,
             )
         )

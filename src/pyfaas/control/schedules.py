@@ -9,13 +9,15 @@ import time
 from typing import Any
 
 from pyfaas.control.functions import FunctionService
+from pyfaas.control.versions import VersionService
 from pyfaas.events.schedule_expressions import parse
 from pyfaas.events.schedules import Scheduler
-from pyfaas.model import InvalidRequest, Limits, NotFound, PayloadTooLarge
+from pyfaas.model import LATEST, InvalidRequest, Limits, NotFound, PayloadTooLarge
 from pyfaas.model.schedules import FIRE_ONCE, MISSED_RUNS, Schedule
+from pyfaas.model.versions import check_qualifier
 from pyfaas.store.schedules import ScheduleStore
 
-FIELDS = ("expression", "input", "enabled", "missed_runs", "timezone")
+FIELDS = ("expression", "input", "enabled", "missed_runs", "timezone", "qualifier")
 MAX_EXPRESSION = 256
 
 
@@ -28,9 +30,11 @@ class ScheduleService:
         functions: FunctionService,
         scheduler: Scheduler,
         limits: Limits,
+        versions: VersionService | None = None,
     ) -> None:
         self._store = store
         self._functions = functions
+        self._versions = versions  # None: schedules invoke $LATEST only
         self._scheduler = scheduler
         self._limits = limits
 
@@ -47,6 +51,7 @@ class ScheduleService:
             )
         parse(values["expression"], values.get("timezone", "UTC"))
         await self._functions.get(function)
+        await self._check_target(function, values.get("qualifier"))
         now = time.time()
         schedule = Schedule(
             id=secrets.token_hex(8),
@@ -60,6 +65,7 @@ class ScheduleService:
             handled_until=now,
             created_at=now,
             updated_at=now,
+            qualifier=values.get("qualifier"),
         )
         await self._store.create(schedule)
         self._scheduler.wake()
@@ -86,6 +92,8 @@ class ScheduleService:
         expression = values.get("expression", current.expression)
         timezone = values.get("timezone", current.timezone)
         parse(expression, timezone)
+        if "qualifier" in values:
+            await self._check_target(function, values["qualifier"])
         now = time.time()
         if expression != current.expression or timezone != current.timezone:
             values.update(anchor=float(math.floor(now)), handled_until=now)
@@ -109,6 +117,11 @@ class ScheduleService:
             return None
         expression = parse(schedule.expression, schedule.timezone)
         return expression.next_after(schedule.handled_until, schedule.anchor)
+
+    async def _check_target(self, function: str, qualifier: str | None) -> None:
+        """Raise VersionNotFound / AliasNotFound unless ``qualifier`` exists."""
+        if qualifier is not None and self._versions is not None:
+            await self._versions.check_target(function, qualifier)
 
     def _checked(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The fields given, validated; ``input`` becomes JSON text (None: no fixed input)."""
@@ -138,6 +151,8 @@ class ScheduleService:
                 "timezone must be an IANA name such as UTC or Europe/Berlin",
                 code="invalid_timezone",
             )
+        if "qualifier" in values:
+            values["qualifier"] = self._qualifier(values["qualifier"])
         if "enabled" in values and not isinstance(values["enabled"], bool):
             raise InvalidRequest("enabled must be true or false", code="invalid_type")
         if "missed_runs" in values and values["missed_runs"] not in MISSED_RUNS:
@@ -156,6 +171,19 @@ class ScheduleService:
                 )
             values["input"] = text
         return values
+
+    def _qualifier(self, value: object) -> str | None:
+        """A schedule's qualifier: None or $LATEST (the function as deployed), a version
+        number or an alias name. Raises InvalidRequest (invalid_qualifier)."""
+        if value is None or value == LATEST:
+            return None
+        if not isinstance(value, str) or self._versions is None:
+            raise InvalidRequest(
+                f"qualifier must be a version number or alias name (a string), got {value!r}",
+                code="invalid_qualifier",
+            )
+        check_qualifier(value)
+        return value
 
 
 def _not_found(function: str, schedule_id: str) -> NotFound:

@@ -24,6 +24,7 @@ from pyfaas.control.cors import is_preflight, preflight_response, with_cors
 from pyfaas.control.functions import FunctionService
 from pyfaas.control.invocations import InvocationService
 from pyfaas.control.url_payloads import http_response, request_event
+from pyfaas.control.versions import VersionService
 from pyfaas.model import (
     Forbidden,
     FunctionNotFound,
@@ -50,6 +51,7 @@ from pyfaas.model.urls import (
     InvalidFunctionResponse,
     validate_auth_type,
 )
+from pyfaas.model.versions import check_qualifier, split_qualifier
 from pyfaas.store.urls import UrlStore
 from pyfaas.telemetry.tracing import valid_traceparent
 
@@ -82,8 +84,10 @@ class FunctionUrlService:
         token: str | None,
         account_id: str = "000000000000",
         tokens: TokenService | None = None,
+        versions: VersionService | None = None,
     ) -> None:
         self._store = store
+        self._versions = versions  # None: URLs are for $LATEST only
         self._functions = functions
         self._invocations = invocations
         self._limits = limits
@@ -107,8 +111,11 @@ class FunctionUrlService:
                 code="invalid_auth_type",
             )
         auth_type = self._auth_type(fields["auth_type"])
-        qualifier = _check_qualifier(fields.get("qualifier"))
+        qualifier = self._check_qualifier(fields.get("qualifier"))
         cors = _cors(fields.get("cors"))
+        if qualifier is not None and self._versions is not None:
+            await self._functions.get(name)
+            await self._versions.check_target(name, qualifier)
         now = time.time()
         config = FunctionUrlConfig(
             function=name,
@@ -125,7 +132,7 @@ class FunctionUrlService:
 
     async def get(self, name: str, qualifier: str | None = None) -> FunctionUrlConfig:
         """Raises FunctionNotFound, NotFound (function_url_not_found), InvalidRequest."""
-        qualifier = _check_qualifier(qualifier)
+        qualifier = self._check_qualifier(qualifier)
         await self._functions.get(name)
         for config in await self._store.list_for(name):
             if config.qualifier == qualifier:
@@ -138,7 +145,7 @@ class FunctionUrlService:
         Raises as :meth:`create`, and NotFound (function_url_not_found).
         """
         _check_fields(fields)
-        qualifier = _check_qualifier(fields.get("qualifier"))
+        qualifier = self._check_qualifier(fields.get("qualifier"))
         values: dict[str, Any] = {"updated_at": time.time()}
         if "auth_type" in fields:
             values["auth_type"] = self._auth_type(fields["auth_type"])
@@ -157,12 +164,27 @@ class FunctionUrlService:
 
     async def delete(self, name: str, qualifier: str | None = None) -> None:
         """Raises FunctionNotFound, NotFound (function_url_not_found), InvalidRequest."""
-        qualifier = _check_qualifier(qualifier)
+        qualifier = self._check_qualifier(qualifier)
         await self._functions.get(name)
         deleted = await self._store.delete(name, qualifier)
         self._loaded.pop(name, None)
         if not deleted:
             raise _no_url(name)
+
+    def _check_qualifier(self, qualifier: object) -> str | None:
+        if self._versions is None:
+            return _check_qualifier(qualifier)
+        if qualifier is None:
+            return None
+        if not isinstance(qualifier, str):
+            raise InvalidRequest(
+                f"qualifier must be a string (a version number or alias), got {qualifier!r}",
+                code="invalid_qualifier",
+            )
+        _, qualifier = split_qualifier(f":{qualifier}")
+        if qualifier is not None:
+            check_qualifier(qualifier)
+        return qualifier
 
     def _auth_type(self, value: object) -> str:
         auth_type = validate_auth_type(value)
@@ -194,6 +216,12 @@ class FunctionUrlService:
         if config is None:
             raise _no_url(name) if await self._may_know(request, name) else _unauthorized()
         request = dataclasses.replace(request, raw_path=path)
+        if config.qualifier is not None and self._versions is not None:
+            try:
+                fv = await self._versions.resolve(f"{name}:{config.qualifier}")
+            except NotFound:  # its alias or version was deleted, and the URL with it
+                known = await self._may_know(request, name)
+                raise _no_url(name) if known else _unauthorized() from None
         if config.cors is not None and is_preflight(request):
             return preflight_response(config.cors, request)
         if config.auth_type != AUTH_NONE:
@@ -352,7 +380,7 @@ def _check_fields(fields: dict[str, Any]) -> None:
 
 
 def _check_qualifier(qualifier: object) -> str | None:
-    """Today every URL is the unqualified function's; aliases and versions will widen this."""
+    """Without a VersionService every URL is the unqualified function's."""
     if qualifier is not None:
         raise InvalidRequest(
             f"qualifier {qualifier!r}: this server has no published versions or aliases, so "

@@ -22,6 +22,7 @@ from pyfaas.model import (
     FunctionVersion,
     InvocationRequest,
     InvocationResult,
+    NotFound,
     ServiceUnavailable,
     TooManyRequests,
     new_request_id,
@@ -225,10 +226,10 @@ class Dispatcher:
     async def _deliver(self, event: AsyncEvent) -> None:
         now = time.time()
         try:
-            fv = await self._resolve(event.function)
-        except FunctionNotFound:
+            fv = await self._resolve(event.qualified_function)
+        except NotFound as exc:  # the function, or the version or alias it was sent to
             await self._settle(event, DEAD, condition="FunctionNotFound", last_error=_reason(
-                "ResourceNotFoundException", f"function {event.function!r} does not exist"
+                "ResourceNotFoundException", exc.message
             ))  # fmt: skip
             return
         self._reserved[fv.name] = fv.reserved_concurrency

@@ -213,6 +213,7 @@ class Scheduler:
                 payload=payload,
                 idempotency_key=idempotency_key(schedule, decision.fire),
                 enqueued_at=time.time(),
+                qualifier=schedule.qualifier,
             )
         )
         if new:

@@ -49,8 +49,11 @@ class ExecutorBackend(Protocol):
         set); raises only for platform problems (ServiceUnavailable)."""
         ...
 
-    async def retire(self, name: str, keep: FunctionVersion | None = None) -> None:
+    async def retire(
+        self, name: str, keep: FunctionVersion | None = None, *, version: str | None = None
+    ) -> None:
         """Stop the workers of every version of ``name`` except ``keep``'s (update, delete).
+        With ``keep``, only pools of keep's version; with ``version``, that version's.
 
         Idle workers stop before this returns; busy ones finish their invocation first.
         """

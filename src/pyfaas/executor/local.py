@@ -268,20 +268,30 @@ class LocalExecutor:
         worker.last_used = time.monotonic()
         pool.idle.append(worker)
 
-    async def retire(self, name: str, keep: FunctionVersion | None = None) -> None:
+    async def retire(
+        self, name: str, keep: FunctionVersion | None = None, *, version: str | None = None
+    ) -> None:
         """Stop the workers of ``name``'s versions (but ``keep``'s), e.g. on update/delete.
 
+        With ``keep`` only pools of its version (e.g. older ``$LATEST`` code) go; with
+        ``version`` only that version's. Published versions' pools stay otherwise.
         Idle ones stop now (awaited); busy ones finish their invocation, then stop.
         """
+        if keep is not None:
+            version = keep.version
         stopping = []
         for key, pool in list(self._pools.items()):
-            if pool.fv.name == name and (keep is None or key != keep.pool_key):
+            if (
+                pool.fv.name == name
+                and (version is None or pool.fv.version == version)
+                and (keep is None or key != keep.pool_key)
+            ):
                 pool.retired = True
                 del self._pools[key]
                 stopping += [self._discard(w) for w in pool.idle]
                 stopping.append(asyncio.ensure_future(self._launcher.drop(key)))
                 pool.idle = []
-        if keep is None:
+        if version is None:
             self._counters.pop(name, None)
         await asyncio.gather(*stopping)
 

@@ -35,6 +35,12 @@ class AsyncEvent:
     idempotency_key: str | None = None
     last_error: str | None = None
     condition: str | None = None  # why it is dead: RetriesExhausted, EventAgeExceeded
+    qualifier: str | None = None  # the version or alias invoked (None: $LATEST)
+
+    @property
+    def qualified_function(self) -> str:
+        """``function`` or ``function:qualifier``: what each attempt resolves."""
+        return self.function if self.qualifier is None else f"{self.function}:{self.qualifier}"
 
     def to_dict(self, *, with_payload: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -49,6 +55,7 @@ class AsyncEvent:
             "idempotency_key": self.idempotency_key,
             "last_error": self.last_error,
             "condition": self.condition,
+            "qualifier": self.qualifier,
         }
         if with_payload:
             out["payload"] = self.payload.decode("utf-8", errors="replace")

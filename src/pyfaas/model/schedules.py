@@ -34,6 +34,7 @@ class Schedule:
     updated_at: float
     last_fired_at: float | None = None  # the slot time of the last event it sent
     last_request_id: str | None = None
+    qualifier: str | None = None  # the version or alias it invokes (None: $LATEST)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,4 +49,5 @@ class Schedule:
             "updated_at": self.updated_at,
             "last_fired_at": self.last_fired_at,
             "last_request_id": self.last_request_id,
+            "qualifier": self.qualifier,
         }

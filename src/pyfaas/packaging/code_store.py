@@ -56,6 +56,11 @@ class CodeStore:
         """Remove stored code now; the caller knows that nothing references it."""
         await asyncio.to_thread(remove_tree, self.code_dir(sha256))
 
+    async def collect(self, sha256: str, *, unused_for_s: float) -> bool:
+        """Remove stored code unless it was stored or reused in the last ``unused_for_s``
+        seconds (atomically with respect to ingests reusing it); True if removed."""
+        return await asyncio.to_thread(retire, self.code_dir(sha256), unused_for_s=unused_for_s)
+
     async def ensure_layer(
         self, requirements: str, on_output: Callable[[str], None] | None = None
     ) -> Layer:

@@ -71,6 +71,15 @@ class Scaler:
     async def retire(self, name: str, keep: FunctionVersion | None = None) -> None:
         await self.executor.retire(name, keep)
 
+    async def warm(self, fv: FunctionVersion) -> None:
+        """Keep ``fv.provisioned_concurrency`` workers of a published version ready (0 lets
+        them scale to zero); the function's reservation is not touched."""
+        await self.executor.ensure_warm(fv)
+
+    async def retire_version(self, name: str, version: str) -> None:
+        """A published version was deleted: stop its workers."""
+        await self.executor.retire(name, version=version)
+
     async def forget(self, name: str) -> None:
         """``name`` was deleted: stop its workers, drop its reservation and counters."""
         self._current.pop(name, None)

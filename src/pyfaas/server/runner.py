@@ -28,6 +28,7 @@ from pyfaas.control.access import FailedAuthGuard, TokenService
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.secrets import SecretService, load_key
 from pyfaas.control.urls import FunctionUrlService
+from pyfaas.control.versions import VersionService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.events.schedules import Scheduler
 from pyfaas.executor import LocalExecutor
@@ -109,16 +110,24 @@ class Server:
             secrets=secrets,
         )
         secrets.listen(functions.refresh_secrets)
+        versions = VersionService(store.versions, functions, scaler, cfg.limits)
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
         self._tracing = tracing = Tracing(cfg.tracing)
         invocations = InvocationService(
-            functions, scaler, logs, cfg.limits, enqueuer, usage=usage, tracing=tracing
+            functions,
+            scaler,
+            logs,
+            cfg.limits,
+            enqueuer,
+            usage=usage,
+            tracing=tracing,
+            resolve=versions.resolve,
         )
         self._dispatcher = dispatcher = Dispatcher(
             store.events,
             enqueuer,
-            resolve=functions.resolve,
+            resolve=versions.resolve,
             run=invocations.run,
             settings=DispatchSettings(
                 retry_base_s=cfg.retry_base_s,
@@ -166,15 +175,20 @@ class Server:
                 token=cfg.token,
                 account_id=cfg.account_id,
                 tokens=tokens,
+                versions=versions,
             ),
-            schedules=ScheduleService(store.schedules, functions, scheduler, cfg.limits),
+            schedules=ScheduleService(
+                store.schedules, functions, scheduler, cfg.limits, versions=versions
+            ),
             usage=None if usage is None else UsageService(store.usage, usage, prices),
             metrics=MetricsService(metrics, scaler, store.events, usage),
             sources=sources,
             tokens=tokens,
             secrets=secrets,
+            versions=versions,
         )
         await functions.start()
+        await versions.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         await dispatcher.start()

@@ -52,6 +52,7 @@ class NewEvent:
     payload: bytes
     idempotency_key: str | None
     enqueued_at: float
+    qualifier: str | None = None  # the version or alias invoked; None: $LATEST
 
 
 _PLAIN_VALUES = {"status", "updated_at", "lease_until", "leased_by"}
@@ -129,6 +130,7 @@ class EventStore:
                 "updated_at": e.enqueued_at,
                 "next_attempt_at": e.enqueued_at,
                 "idempotency_key": e.idempotency_key,
+                "qualifier": e.qualifier,
             }
             for e in events
         ]
@@ -370,6 +372,7 @@ def _event(row: sa.RowMapping) -> AsyncEvent:
         idempotency_key=row["idempotency_key"],
         last_error=row["last_error"],
         condition=row["condition"],
+        qualifier=row["qualifier"],
     )
 
 

@@ -121,6 +121,7 @@ def _row(s: Schedule) -> dict[str, Any]:
         "updated_at": s.updated_at,
         "last_fired_at": s.last_fired_at,
         "last_request_id": s.last_request_id,
+        "qualifier": s.qualifier,
     }
 
 
@@ -139,4 +140,5 @@ def _schedule(row: sa.RowMapping) -> Schedule:
         updated_at=row["updated_at"],
         last_fired_at=row["last_fired_at"],
         last_request_id=row["last_request_id"],
+        qualifier=row["qualifier"],
     )

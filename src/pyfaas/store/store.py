@@ -23,9 +23,10 @@ from pyfaas.store.events import EventStore
 from pyfaas.store.logs import LogStore
 from pyfaas.store.schedules import ScheduleStore
 from pyfaas.store.sources import SourceMappingStore
-from pyfaas.store.tables import functions, invocation_logs
+from pyfaas.store.tables import function_versions, functions, invocation_logs
 from pyfaas.store.urls import UrlStore
 from pyfaas.store.usage import UsageStore
+from pyfaas.store.versions import VersionStore
 
 # Statements are built once; SQLAlchemy then reuses their compiled form from its cache.
 _f, _l = functions.c, invocation_logs.c
@@ -37,6 +38,10 @@ _LIST_FUNCTIONS = sa.select(functions).order_by(_f.name)
 _DELETE_FUNCTION = functions.delete().where(_f.name == sa.bindparam("name"))
 _DELETE_LOGS = invocation_logs.delete().where(_l.function == sa.bindparam("name"))
 _CODE_REFERENCED = sa.select(sa.literal(1)).where(_f.code_sha256 == sa.bindparam("sha")).limit(1)
+# Published versions keep their code too.
+_VERSION_CODE_REFERENCED = (
+    sa.select(sa.literal(1)).where(function_versions.c.code_sha256 == sa.bindparam("sha")).limit(1)
+)
 
 
 class Store:
@@ -58,6 +63,7 @@ class Store:
         self.sources = SourceMappingStore(engine, self._tx)
         self.tokens = TokenStore(engine, self._tx)
         self.secrets = SecretStore(engine, self._tx)
+        self.versions = VersionStore(engine, self._tx)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
@@ -122,9 +128,13 @@ class Store:
             await conn.execute(_DELETE_LOGS, {"name": name})
 
     async def code_referenced(self, code_sha256: str) -> bool:
-        """Whether any function runs this code (code nobody references can be collected)."""
+        """Whether any function or published version runs this code (code nobody
+        references can be collected)."""
         async with self._engine.connect() as conn:
-            return (await conn.execute(_CODE_REFERENCED, {"sha": code_sha256})).first() is not None
+            for statement in (_CODE_REFERENCED, _VERSION_CODE_REFERENCED):
+                if (await conn.execute(statement, {"sha": code_sha256})).first() is not None:
+                    return True
+        return False
 
     async def append_logs(self, records: Sequence[LogRecord]) -> list[LogRecord]:
         """Store a batch of log records in one statement; return them with their ids.

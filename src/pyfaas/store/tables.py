@@ -36,8 +36,10 @@ functions = sa.Table(
     sa.Column("wsgi", sa.String(256), nullable=True),
     sa.Column("asgi", sa.String(256), nullable=True),
     sa.Column("price_plan", sa.String(64), nullable=True),
-    # {"VARIABLE": "secret name"} as JSON: secrets the function's workers get (migration 0012).
+    # {"VARIABLE": "secret name"} as JSON: secrets the function's workers get (migration 0011).
     sa.Column("secrets", sa.Text, nullable=False, server_default="{}"),
+    # The last version number published (never reused, even after a delete).
+    sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
 )
 
 invocation_logs = sa.Table(
@@ -75,6 +77,8 @@ async_events = sa.Table(
     sa.Column("idempotency_key", sa.String(256), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("condition", sa.String(32), nullable=True),
+    # The version or alias invoked (NULL: $LATEST); each attempt resolves it again.
+    sa.Column("qualifier", sa.String(128), nullable=True),
     sa.Index("ix_async_events_due", "status", "next_attempt_at"),
     # Must match store/events.py WAITING_SQL.
     sa.Index(
@@ -142,6 +146,8 @@ schedules = sa.Table(
     sa.Column("last_fired_at", sa.Float(precision=53), nullable=True),
     sa.Column("last_request_id", sa.String(64), nullable=True),
     sa.Index("ix_schedules_function", "function"),
+    # The version or alias its events invoke (NULL: $LATEST).
+    sa.Column("qualifier", sa.String(128), nullable=True),
 )
 
 # Metering: one row per invocation that ran (throttled calls did not). ``hour`` is
@@ -213,4 +219,57 @@ secrets = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Float(precision=53), nullable=False),
     sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+)
+
+# Versions: immutable snapshots of a function ($LATEST is the functions row itself), numbered
+# from functions.last_version, so that a number is never used twice. They go with their
+# function (ON DELETE CASCADE); code_sha256 is indexed for code garbage collection.
+function_versions = sa.Table(
+    "function_versions",
+    metadata,
+    sa.Column(
+        "function",
+        sa.String(64),
+        sa.ForeignKey("functions.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("code_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("code_size", sa.BigInteger, nullable=False),
+    sa.Column("layer_sha256", sa.String(64), nullable=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+)
+
+# Aliases: a name for a version, and maybe a second version with a share of the traffic.
+# The foreign keys to function_versions make "alias to a missing version" and "delete a
+# version an alias uses" fail in the database itself, whatever the race.
+function_aliases = sa.Table(
+    "function_aliases",
+    metadata,
+    sa.Column(
+        "function",
+        sa.String(64),
+        sa.ForeignKey("functions.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("additional_version", sa.Integer, nullable=True),
+    sa.Column("additional_weight", sa.Float(precision=53), nullable=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("provisioned_concurrency", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("updated_at", sa.Float(precision=53), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["function", "version"],
+        ["function_versions.function", "function_versions.version"],
+        name="fk_function_aliases_version",
+    ),
+    sa.ForeignKeyConstraint(
+        ["function", "additional_version"],
+        ["function_versions.function", "function_versions.version"],
+        name="fk_function_aliases_additional_version",
+    ),
 )
