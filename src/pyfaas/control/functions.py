@@ -268,6 +268,8 @@ class FunctionService:
             on_success=cfg.on_success,
             on_failure=cfg.on_failure,
             price_plan=self._prices.plan(cfg.price_plan).name,
+            ephemeral_storage_mb=cfg.ephemeral_storage_mb,
+            network=cfg.network,
         )
 
     async def _find(self, name: str) -> FunctionRecord | None:

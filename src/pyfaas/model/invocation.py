@@ -44,6 +44,8 @@ class FunctionVersion:
     on_success: str | None = None
     on_failure: str | None = None
     price_plan: str = "default"  # the price plan its usage is costed with (metering)
+    ephemeral_storage_mb: int = 512  # the size of the workers' writable /tmp
+    network: str = "host"  # "none": no network namespace shared with the host
 
     @property
     def pool_key(self) -> tuple[object, ...]:
@@ -57,6 +59,8 @@ class FunctionVersion:
             self.code_sha256,
             self.layer_dir,
             self.concurrency_per_worker,
+            self.ephemeral_storage_mb,
+            self.network,
         )
 
     @property

@@ -185,6 +185,8 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "wsgi": cfg.wsgi,
         "asgi": cfg.asgi,
         "price_plan": cfg.price_plan,
+        "ephemeral_storage_mb": cfg.ephemeral_storage_mb,
+        "network": cfg.network,
     }
 
 
@@ -209,6 +211,8 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             wsgi=row["wsgi"],
             asgi=row["asgi"],
             price_plan=row["price_plan"],
+            ephemeral_storage_mb=row["ephemeral_storage_mb"],
+            network=row["network"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

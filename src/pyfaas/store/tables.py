@@ -36,6 +36,8 @@ functions = sa.Table(
     sa.Column("wsgi", sa.String(256), nullable=True),
     sa.Column("asgi", sa.String(256), nullable=True),
     sa.Column("price_plan", sa.String(64), nullable=True),
+    sa.Column("ephemeral_storage_mb", sa.Integer, nullable=False, server_default="512"),
+    sa.Column("network", sa.String(8), nullable=False, server_default="host"),
 )
 
 invocation_logs = sa.Table(
