@@ -33,6 +33,7 @@ from pyfaas.api.functions import (
     put_function,
 )
 from pyfaas.api.invoke import invoke_function
+from pyfaas.api.isolation import isolation_report
 from pyfaas.api.logs import follow_logs, function_logs
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.schedules import (
@@ -121,6 +122,7 @@ ROUTES = [
     Route("/v1/event-source-mappings/{uuid}", get_mapping, methods=["GET"]),
     Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
     Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
+    Route("/v1/isolation", isolation_report, methods=["GET"]),
 ]
 
 

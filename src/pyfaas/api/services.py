@@ -16,6 +16,7 @@ from pyfaas.control import (
 )
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
+from pyfaas.executor.sandbox import Isolation
 from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
@@ -36,6 +37,7 @@ class ApiServices:
     sources: SourceService
     usage: UsageService | None = None  # None: metering is off
     metrics: MetricsService | None = None
+    isolation: Isolation | None = None  # what workers get on this machine (pyfaas doctor)
 
 
 def services(request: Request) -> ApiServices:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
+from pyfaas.cli.doctor import EphemeralStorageOpt, NetworkOpt, doctor
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
 from pyfaas.cli.schedules import schedule
@@ -92,6 +93,8 @@ def deploy(
     asgi: Annotated[
         str | None, typer.Option(help="Run this ASGI app (module:app, e.g. FastAPI) for HTTP")
     ] = None,
+    ephemeral_storage: EphemeralStorageOpt = None,
+    network: NetworkOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -109,6 +112,8 @@ def deploy(
         "description": description,
     }
     config.update({k: v for k, v in (("wsgi", wsgi), ("asgi", asgi)) if v is not None})
+    isolation = (("ephemeral_storage_mb", ephemeral_storage), ("network", network))
+    config.update({k: v for k, v in isolation if v is not None})
     client = ApiClient(url, token)
     result = upload_bundle(client, path, config, create_only=no_overwrite, console=err)
     state = "Created" if result["created"] else ("Updated" if result["changed"] else "Unchanged")
@@ -145,6 +150,8 @@ def configure(
     price_plan: Annotated[
         str | None, typer.Option(help="The server's price plan its usage is costed with")
     ] = None,
+    ephemeral_storage: EphemeralStorageOpt = None,
+    network: NetworkOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -161,6 +168,8 @@ def configure(
             "timeout_s": timeout,
             "description": description,
             "price_plan": price_plan,
+            "ephemeral_storage_mb": ephemeral_storage,
+            "network": network,
         }.items()
         if value is not None
     }
@@ -319,6 +328,7 @@ app.add_typer(url_app, name="url")
 app.add_typer(schedule, name="schedule")
 app.command("usage")(usage)
 app.add_typer(sources, name="sources")
+app.command("doctor")(doctor)
 
 
 @app.command("rm")

@@ -74,6 +74,9 @@ class ServerConfig:
     # Handler output waiting to be stored, all functions together; beyond it an invocation's
     # output is replaced by a marker line and counted as dropped.
     log_buffer_bytes: int = 64 * 1024 * 1024
+    # Workers in a bubblewrap sandbox: "auto" when the machine can, "off", or "required"
+    # (refuse to start without it). `pyfaas doctor` says what is enforced.
+    sandbox: str = "auto"
 
     @property
     def store_url(self) -> str:
@@ -125,6 +128,8 @@ class ServerConfig:
             raise ConfigurationError("log_sweep_interval_s must be between 0.01 and 86400 seconds")
         if self.log_buffer_bytes < 1024:
             raise ConfigurationError("log_buffer_bytes must be at least 1024")
+        if self.sandbox not in ("auto", "off", "required"):
+            raise ConfigurationError(f"sandbox must be auto, off or required, got {self.sandbox!r}")
         return self
 
     @classmethod
