@@ -62,6 +62,8 @@ class Forker:
         self._host_pids: dict[int, int] = {}  # the forker's pid -> ours
         self._hello: dict[int, int] = {}  # fork ref -> our pid of the new process
         self._forked: dict[int, int] = {}  # fork ref -> the forker's pid of it
+        # Our pid of the forker itself, as its first message said (in a PID namespace only).
+        self.own_pid: int | None = None
         if pid_namespace:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         loop = asyncio.get_running_loop()
@@ -201,6 +203,7 @@ class Forker:
                 else:
                     reply.set_exception(OSError(f"fork failed: {message['error']}"))
         elif not self.notice.done():
+            self.own_pid = sender
             self.notice.set_result(message)
 
     def _lost(self) -> None:

@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from pyfaas.executor import cgroups
+from pyfaas.executor.cgroups import WorkerCgroup
 from pyfaas.executor.environment import (
     ADDRESS_SPACE_HEADROOM_MB,
+    CAPTURE_DIR_LOG_CAPS,
     PROCESS_LIMIT,
     forkable,
     interpreter_environment,
@@ -72,8 +74,10 @@ class _Template:
     settled: asyncio.Future[None]
     forker: Forker | None = None
     scratch: Path | None = None
-    # Sandboxed: the version's own zygote, running in its sandbox (the template's parent).
+    # Sandboxed: the version's own zygote, running in its sandbox (the template's parent),
+    # and the cgroup of everything in it (what the zygote forks is born in it: no moves).
     sandbox: _Zygote | None = None
+    cgroup: WorkerCgroup | None = None
     skipped: str | None = None
     dropped: bool = False
     tasks: set[asyncio.Future[None]] = field(default_factory=set)
@@ -343,6 +347,8 @@ class Launcher:
         if self._sandboxed:
             argv, extra = self._sandbox_command(fv)
             zygote = template.sandbox = await self._start_zygote(argv, extra)
+            if zygote is not None and zygote.forker is not None:
+                template.cgroup = await self._sandbox_cgroup(fv, zygote.forker.own_pid)
         else:
             zygote = await self._live_zygote()
         if zygote is None or zygote.forker is None:
@@ -431,11 +437,51 @@ class Launcher:
         forker.watch(pid, channel)
         return worker
 
-    async def _confine(self, worker: WorkerProcess) -> None:
-        """Put ``worker`` in a cgroup of its own, when the machine has them: memory (its
-        memory and its /tmp, which is memory too), tasks (a fork bomb), one CPU."""
+    async def _sandbox_cgroup(self, fv: FunctionVersion, pid: int | None) -> WorkerCgroup | None:
+        """A cgroup for ``fv``'s sandbox, its zygote (``pid``) moved in: all the version's
+        workers, at most as many as its concurrency allows, with their /tmp; a fork bomb's
+        tasks; all CPUs but half of one, which is the server's. None when the machine has
+        no cgroups (or it cannot be made: logged once)."""
         support = self.isolation.cgroups
-        if not support.available:
+        if not support.available or pid is None:
+            return None
+        calls = fv.reserved_concurrency or self._limits.max_concurrency
+        workers = -(-calls // fv.concurrency_per_worker)
+        capture_mb = max(64, CAPTURE_DIR_LOG_CAPS * self._limits.log_bytes_per_invocation >> 20)
+        megabytes = workers * fv.memory_mb * 5 // 4 + fv.ephemeral_storage_mb + capture_mb + 256
+        tasks = PROCESS_LIMIT + workers * (fv.concurrency_per_worker + 8)
+        try:
+            group = await asyncio.to_thread(
+                cgroups.create,
+                support,
+                f"{fv.name}-v{fv.version}",
+                memory_bytes=megabytes << 20,
+                max_pids=tasks,
+                cpus=max(1.0, (os.cpu_count() or 1) - 0.5),
+            )
+        except OSError as exc:
+            self._warn_cgroup(fv, exc)
+            return None
+        try:
+            await asyncio.to_thread(group.add, pid)
+        except OSError as exc:
+            self._warn_cgroup(fv, exc)
+            await asyncio.to_thread(group.remove)
+            return None
+        return group
+
+    def _warn_cgroup(self, fv: FunctionVersion, exc: OSError) -> None:
+        if not self._cgroup_warned:
+            self._cgroup_warned = True
+            log.warning("cannot give %s a cgroup: %s", fv.name, exc)
+
+    async def _confine(self, worker: WorkerProcess) -> None:
+        """Put an unsandboxed ``worker`` in a cgroup of its own, when the machine has them:
+        memory (its memory and its /tmp), tasks (a fork bomb), one CPU. Moving a process
+        costs ~10 ms on cgroup v1: sandboxed workers are born in their sandbox's cgroup
+        instead (and one spawned in a sandbox of its own has its uid's RLIMIT_NPROC)."""
+        support = self.isolation.cgroups
+        if not support.available or self._sandboxed:
             return
         fv = worker.fv
         megabytes = fv.memory_mb + fv.ephemeral_storage_mb + ADDRESS_SPACE_HEADROOM_MB
@@ -449,9 +495,7 @@ class Launcher:
                 cpus=1.0,
             )
         except OSError as exc:
-            if not self._cgroup_warned:
-                self._cgroup_warned = True
-                log.warning("cannot make a cgroup for a worker of %s: %s", fv.name, exc)
+            self._warn_cgroup(fv, exc)
             return
         worker.cgroup = group
         try:
@@ -586,8 +630,8 @@ async def _kill_template(template: _Template) -> None:
     their owner), and stops its sandbox last (that kills whatever is left in it)."""
     forker = template.forker
     template.forker = None
-    sandbox = template.sandbox
-    template.sandbox = None
+    sandbox, group = template.sandbox, template.cgroup
+    template.sandbox = template.cgroup = None
     if sandbox is not None and forker is not None and forker.alive:
         await forker.no_children()
     if forker is not None:
@@ -604,3 +648,5 @@ async def _kill_template(template: _Template) -> None:
         if sandbox.forker is not None and sandbox.forker.alive:
             await sandbox.forker.no_children()
         await _stop_zygote(sandbox)
+    if group is not None:
+        await asyncio.to_thread(group.remove)

@@ -2,8 +2,8 @@
 
 Always (any Linux): a scrubbed environment (environment.py), rlimits set by the worker
 itself before the handler is imported (RLIMIT_AS, NOFILE, NPROC, FSIZE; CPU per
-invocation; see runtime/limits.py) and, where the machine allows, a cgroup per worker
-(cgroups.py).
+invocation; see runtime/limits.py) and, where the machine allows, cgroups (cgroups.py):
+one per sandbox, or one per worker without a sandbox.
 
 With bubblewrap (``bwrap``) the workers of one function version run in a sandbox of their
 own: one bwrap process per version runs a zygote (runtime/zygote.py) inside new mount,
@@ -215,7 +215,12 @@ def _mechanisms(
         Mechanism(
             "cgroup memory/pids/cpu",
             support.available,
-            f"per worker: memory_mb + ephemeral_storage_mb, {PROCESS_LIMIT} tasks, 1 CPU; "
+            (
+                "per sandbox (version): its workers' memory and /tmp, "
+                f"{PROCESS_LIMIT} tasks + a few per worker, all CPUs but half of one; "
+                if boxed
+                else f"per worker: memory_mb + /tmp, {PROCESS_LIMIT} tasks, 1 CPU; "
+            )
             + support.detail
             if support.available
             else support.detail,

@@ -138,7 +138,10 @@ class ForkLoop:
                         pass
                     self._reap()
                     continue
-                data, fds, _, _ = socket.recv_fds(self._control, _MAX_MESSAGE, 4)
+                try:
+                    data, fds, _, _ = socket.recv_fds(self._control, _MAX_MESSAGE, 4)
+                except ConnectionError:  # the executor is gone: as at the end of the socket
+                    return None
                 if not data:
                     for received in fds:
                         os.close(received)
