@@ -14,6 +14,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import pytest
 from conftest import ServerProcess, deploy, run_cli, serving, unique
 
 SERVER_SECRET = "pyfaas-test-secret-7f3a9c"
+DEPLOYED: set[str] = set()  # names of the hostile functions deployed
 
 READ_FILE = """
 def handler(event, context):
@@ -177,6 +179,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     }
     with serving(tmp_path_factory.mktemp("isolation") / "home", env) as srv:
         yield srv
+    # Stopped: every cgroup it made for these tests' functions is gone too.
+    made = Path("/sys/fs/cgroup").glob("**/pyfaas-*")
+    left = [str(p) for p in made if any(f"pyfaas-{name}-" in p.name for name in DEPLOYED)]
+    assert not left, left
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +215,7 @@ def calm(bystander: Bystander) -> Iterator[None]:
 
 def hostile(api: httpx.Client, code: str, **config: Any) -> str:
     name = unique("hostile")
+    DEPLOYED.add(name)
     response = deploy(api, name, {"handler.py": code}, **config)
     assert response.status_code in (200, 201), response.text
     return name

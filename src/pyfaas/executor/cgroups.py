@@ -15,12 +15,15 @@ import contextlib
 import os
 import secrets
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 _ROOT = Path("/sys/fs/cgroup")
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
 _CPU_PERIOD_US = 100_000
+_REMOVE_TRIES = 200
+_REMOVE_PAUSE_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +53,22 @@ class WorkerCgroup:
 
     def remove(self) -> None:
         """Kill whatever is left in it (a process that left the worker's process group),
-        then remove it. Never raises."""
+        then remove it (trying for up to 4 s). Blocking; never raises."""
         for path in self.paths:
-            for _ in range(20):
+            # Killed processes leave the cgroup only once they are reaped: a fork bomb's
+            # thousand children take a moment.
+            for _ in range(_REMOVE_TRIES):
                 pids = _read_pids(path)
-                if not pids:
-                    break
                 for pid in pids:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                path.rmdir()
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(_REMOVE_PAUSE_S)
 
 
 def detect(root: Path = _ROOT) -> CgroupSupport:
