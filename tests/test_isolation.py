@@ -14,6 +14,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -451,3 +452,67 @@ def test_cli_sets_and_refuses_isolation_settings(
     changed = run_cli("config", name, "--ephemeral-storage", "2048", server=server)
     assert changed.returncode == 0, changed.stderr
     assert api.get(f"/v1/functions/{name}").json()["ephemeral_storage_mb"] == 2048
+
+
+WHERE_AM_I = """
+import os, sys, threading, time
+{prelude}
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {{
+        "pid": os.getpid(),
+        "sees_db": os.path.exists(event["db"]),
+        "tag": "{tag}",
+        "own_interpreter": sys.flags.hash_randomization == 0,  # PYTHONHASHSEED=0 was read
+    }}
+"""
+
+
+def where(code_tag: str, prelude: str = "") -> dict[str, str]:
+    return {"handler.py": WHERE_AM_I.format(prelude=prelude, tag=code_tag)}
+
+
+def test_every_way_a_worker_starts_is_sandboxed(
+    server: ServerProcess, api: httpx.Client, enforced: dict[str, bool], calm: None
+) -> None:
+    """From a template; from the sandbox's zygote when the import starts a thread (no
+    template); spawned in a sandbox of its own when a variable is read at interpreter start."""
+    db = str(server.home / "pyfaas.db")
+    kinds = {
+        "template": (where("t"), {}),
+        "thread at import": (where("z", "threading.Thread(target=time.sleep, args=(60,),"
+                                        " daemon=True).start()"), {}),
+        "spawned": (where("s"), {"environment": {"PYTHONHASHSEED": "0"}}),
+    }  # fmt: skip
+    for kind, (files, config) in kinds.items():
+        name = unique("where")
+        DEPLOYED.add(name)
+        assert deploy(api, name, files, **config).status_code in (200, 201), kind
+        # Two at once: a second worker starts the same way as the first.
+        with ThreadPoolExecutor(2) as pool:
+            calls = [pool.submit(invoke, api, name, {"db": db, "sleep": 0.5}) for _ in range(2)]
+            answers = [call.result() for call in calls]
+        for status, body in answers:
+            assert status == 200, (kind, body)
+            assert body["sees_db"] is not enforced["mount namespace"], (kind, body)
+            if enforced["pid namespace"]:
+                assert body["pid"] < 1000, (kind, body)
+            assert body["own_interpreter"] is (kind == "spawned"), (kind, body)
+        if kind == "thread at import":
+            assert f"no template for {name}:" in server.output()
+
+
+def test_an_update_lets_the_call_in_flight_finish_in_the_old_sandbox(
+    server: ServerProcess, api: httpx.Client, calm: None
+) -> None:
+    name = unique("where")
+    DEPLOYED.add(name)
+    db = str(server.home / "pyfaas.db")
+    assert deploy(api, name, where("old")).status_code in (200, 201)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(invoke, api, name, {"db": db, "sleep": 2})
+        time.sleep(0.5)
+        assert deploy(api, name, where("new")).status_code == 200
+        assert invoke(api, name, {"db": db})[1]["tag"] == "new"
+        status, body = slow.result()
+    assert (status, body["tag"]) == (200, "old"), body
