@@ -8,20 +8,34 @@ UV_VERSION := 0.13.9
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install install-test install-bench lint bench clean
+.PHONY: run test install install-test install-bench lint bench clean bubblewrap
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 
-install: $(UV)
+# bubblewrap (bwrap) for the workers' sandbox: installed from Debian's packages when it is
+# missing and we are root with apt-get (CI, the dev machines); anywhere else a note, and
+# pyfaas runs without the sandbox (`pyfaas doctor` says what that leaves unenforced).
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } || \
+	    echo "note: could not install bubblewrap; workers will run without the sandbox"; \
+	  else \
+	    echo "note: bwrap not found; workers will run without the sandbox (apt-get install bubblewrap)"; \
+	  fi; }
+
+install: $(UV) bubblewrap
 	$(UV) sync --frozen --no-editable --reinstall-package pyfaas --quiet
 
-install-test: $(UV)
+install-test: $(UV) bubblewrap
 	$(UV) sync --frozen --extra test --extra otel --no-editable --reinstall-package pyfaas --quiet
 
 # The peers that bench/ measures pyfaas against (Ray Serve, functions-framework, numpy).
-install-bench: $(UV)
+install-bench: $(UV) bubblewrap
 	$(UV) sync --frozen --extra test --extra otel --extra bench --no-editable --reinstall-package pyfaas --quiet
 
 run: install

@@ -43,7 +43,9 @@ class ServerProcess:
         self.token = (env or {}).get("PYFAAS_TOKEN")
         self.log_path = home / "server.log"
         home.mkdir(parents=True, exist_ok=True)
-        full_env = {**os.environ, "PYFAAS_HOME": str(home), **(env or {})}
+        # Tests hand files of the host to their handlers (sinks, flags): no sandbox unless a
+        # test (test_isolation.py) or the caller's environment asks for one.
+        full_env = {"PYFAAS_SANDBOX": "off", **os.environ, "PYFAAS_HOME": str(home), **(env or {})}
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [PYFAAS, "serve", "--host", host, "--port", str(self.port), *args],

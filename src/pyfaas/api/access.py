@@ -76,6 +76,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     (f"{_FN}/aliases/{{alias}}", "GET"): READ,
     (f"{_FN}/aliases/{{alias}}", "PATCH"): DEPLOY,
     (f"{_FN}/aliases/{{alias}}", "DELETE"): DEPLOY,
+    ("/v1/isolation", "GET"): READ,
 }
 
 

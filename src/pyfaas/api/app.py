@@ -34,6 +34,7 @@ from pyfaas.api.functions import (
     put_function,
 )
 from pyfaas.api.invoke import invoke_function
+from pyfaas.api.isolation import isolation_report
 from pyfaas.api.lambda_api import ROUTES as LAMBDA_ROUTES
 from pyfaas.api.lambda_api import SigV4Verifier
 from pyfaas.api.logs import follow_logs, function_logs
@@ -163,6 +164,7 @@ ROUTES = [
     Route("/v1/functions/{name}/aliases/{alias}", get_alias, methods=["GET"]),
     Route("/v1/functions/{name}/aliases/{alias}", patch_alias, methods=["PATCH"]),
     Route("/v1/functions/{name}/aliases/{alias}", delete_alias, methods=["DELETE"]),
+    Route("/v1/isolation", isolation_report, methods=["GET"]),
 ]
 
 

@@ -19,6 +19,7 @@ from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.secrets import SecretService
 from pyfaas.control.urls import FunctionUrlService
 from pyfaas.control.versions import VersionService
+from pyfaas.executor.sandbox import Isolation
 from pyfaas.metering import UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
@@ -42,6 +43,7 @@ class ApiServices:
     tokens: TokenService | None = None  # access control (None: a server without a token)
     secrets: SecretService | None = None
     versions: VersionService | None = None
+    isolation: Isolation | None = None  # what workers get on this machine (pyfaas doctor)
 
 
 def services(request: Request) -> ApiServices:

@@ -16,6 +16,7 @@ from pyfaas.cli.access import secret_app, token_app
 from pyfaas.cli.app_commands import check_single_function_options, deploy_app, plan
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
+from pyfaas.cli.doctor import EphemeralStorageOpt, NetworkOpt, doctor
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
 from pyfaas.cli.schedules import schedule
@@ -111,6 +112,8 @@ def deploy(
     watch_event: Annotated[
         str, typer.Option(help="With --watch: the JSON event of that invocation")
     ] = "{}",
+    ephemeral_storage: EphemeralStorageOpt = None,
+    network: NetworkOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -142,6 +145,8 @@ def deploy(
     config.update({k: v for k, v in (("wsgi", wsgi), ("asgi", asgi)) if v is not None})
     if secret:
         config["secrets"] = _parse_env(secret, "--secret", "VARIABLE=SECRET")
+    isolation = (("ephemeral_storage_mb", ephemeral_storage), ("network", network))
+    config.update({k: v for k, v in isolation if v is not None})
     client = ApiClient(url, token)
     result = upload_bundle(client, path, config, create_only=no_overwrite, console=err)
     state = "Created" if result["created"] else ("Updated" if result["changed"] else "Unchanged")
@@ -178,6 +183,8 @@ def configure(
     price_plan: Annotated[
         str | None, typer.Option(help="The server's price plan its usage is costed with")
     ] = None,
+    ephemeral_storage: EphemeralStorageOpt = None,
+    network: NetworkOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -194,6 +201,8 @@ def configure(
             "timeout_s": timeout,
             "description": description,
             "price_plan": price_plan,
+            "ephemeral_storage_mb": ephemeral_storage,
+            "network": network,
         }.items()
         if value is not None
     }
@@ -358,6 +367,7 @@ app.add_typer(secret_app, name="secret")
 app.command("publish")(publish)
 app.command("versions")(versions)
 app.add_typer(alias_app, name="alias")
+app.command("doctor")(doctor)
 
 
 @app.command("rm")

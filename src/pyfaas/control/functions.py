@@ -307,6 +307,8 @@ class FunctionService:
             on_failure=cfg.on_failure,
             price_plan=self._prices.plan(cfg.price_plan).name,
             secret_values=tuple(sorted(set(secret_env.values()))),
+            ephemeral_storage_mb=cfg.ephemeral_storage_mb,
+            network=cfg.network,
         )
 
     async def _require_secrets(self, config: FunctionConfig) -> None:

@@ -26,6 +26,18 @@ ADDRESS_SPACE_HEADROOM_MB = 512
 THREAD_STACK_MB = 8
 
 
+# Lambda's limits on open files and processes per execution environment (RLIMIT_NOFILE,
+# RLIMIT_NPROC, the cgroup's pids.max), and the CPU a call may use past its timeout
+# (RLIMIT_CPU: the executor's timer kills it first; this is the kernel's backstop).
+FILE_LIMIT = 1024
+PROCESS_LIMIT = 1024
+CPU_GRACE_S = 2
+# In a sandbox: where workers keep their (unlinked) output capture files, a tmpfs of its own
+# so that a full /tmp cannot stop a worker from reporting; it holds at most this many times
+# an invocation's log cap (the rest of a flood fails to write, and would be cut anyway).
+CAPTURE_DIR = "/run/pyfaas"
+CAPTURE_DIR_LOG_CAPS = 16
+
 # Variables read once, when the interpreter (or the C library) starts: a forked worker keeps
 # its zygote's, so a function that sets one of these is spawned instead.
 _READ_AT_START = ("PYTHON", "LD_", "MALLOC_", "LANG", "LC_", "GLIBC_TUNABLES")
@@ -66,14 +78,20 @@ def address_space_mb(fv: FunctionVersion) -> int:
 
 
 def worker_environment(
-    fv: FunctionVersion, worker_id: str, scratch: Path, limits: Limits
+    fv: FunctionVersion,
+    worker_id: str,
+    scratch: Path,
+    limits: Limits,
+    *,
+    sandboxed: bool = False,
 ) -> dict[str, str]:
-    """The environment for one worker of ``fv``; ``fv.environment`` is applied last."""
+    """The environment for one worker of ``fv``; ``fv.environment`` is applied last.
+    ``sandboxed``: it runs in fv's sandbox, whose private /tmp is its home and temp dir."""
     day = datetime.now(UTC).strftime("%Y/%m/%d")
     env = {
         **interpreter_environment(),
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch / "tmp"),
+        "HOME": "/tmp" if sandboxed else str(scratch),
+        "TMPDIR": "/tmp" if sandboxed else str(scratch / "tmp"),
         "_HANDLER": fv.handler,
         "LAMBDA_TASK_ROOT": fv.code_dir,
         "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
@@ -91,9 +109,15 @@ def worker_environment(
         # Read (and removed from os.environ) by the bootstrap before user code runs.
         "PYFAAS_LOG_CAP_BYTES": str(limits.log_bytes_per_invocation),
         "PYFAAS_ADDRESS_SPACE_BYTES": str(address_space_mb(fv) << 20),
+        "PYFAAS_FILE_LIMIT": str(FILE_LIMIT),
+        "PYFAAS_PROCESS_LIMIT": str(PROCESS_LIMIT),
+        "PYFAAS_FILE_SIZE_LIMIT": str(fv.ephemeral_storage_mb << 20),
+        "PYFAAS_CPU_BUDGET_S": str(fv.timeout_s + CPU_GRACE_S),
     }
     if fv.layer_dir:
         env["PYFAAS_LAYER_DIR"] = fv.layer_dir
+    if sandboxed:
+        env["PYFAAS_CAPTURE_DIR"] = CAPTURE_DIR
     env.update(fv.environment)
     # After the function's own variables: the executor sends as many at once as this says.
     env.pop("PYFAAS_CONCURRENCY", None)

@@ -9,12 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from typing import Any, Protocol
 
 import msgpack
 
 _MAX_MESSAGE = 1 << 16
 _FORK_TIMEOUT_S = 5.0
+
+
+_CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
+_CREDENTIALS_SPACE = socket.CMSG_SPACE(_CREDENTIALS.size)
+
+
+def _sender_pid(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid: int = _CREDENTIALS.unpack(data[: _CREDENTIALS.size])[0]
+            return pid
+    return None
 
 
 class ForkerGone(Exception):
@@ -39,10 +52,20 @@ class Forker:
     ``template_unsafe``), or None if it goes away first.
     """
 
-    def __init__(self, sock: socket.socket, pid: int) -> None:
+    def __init__(self, sock: socket.socket, pid: int, *, pid_namespace: bool = False) -> None:
         self.pid = pid
         self._sock = sock
         sock.setblocking(False)
+        # In its own PID namespace (a sandbox) the forker's pids are not ours: each new
+        # process says hello itself and the kernel tells us its pid (SCM_CREDENTIALS).
+        self._pid_namespace = pid_namespace
+        self._host_pids: dict[int, int] = {}  # the forker's pid -> ours
+        self._hello: dict[int, int] = {}  # fork ref -> our pid of the new process
+        self._forked: dict[int, int] = {}  # fork ref -> the forker's pid of it
+        # Our pid of the forker itself, as its first message said (in a PID namespace only).
+        self.own_pid: int | None = None
+        if pid_namespace:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         loop = asyncio.get_running_loop()
         self._loop = loop
         self.gone: asyncio.Future[None] = loop.create_future()
@@ -75,6 +98,8 @@ class Forker:
         ref = self._next_ref = self._next_ref + 1
         reply = self._pending[ref] = self._loop.create_future()
         message = {"t": "fork", "ref": ref, "env": env, "cwd": cwd, "template": template}
+        if self._pid_namespace:
+            message["report_pid"] = True
         try:
             await self._send(msgpack.packb(message, use_bin_type=True), fds)
             return await asyncio.wait_for(asyncio.shield(reply), _FORK_TIMEOUT_S)
@@ -82,6 +107,8 @@ class Forker:
             raise ForkerGone("no answer to a fork request") from None
         finally:
             self._pending.pop(ref, None)
+            self._hello.pop(ref, None)
+            self._forked.pop(ref, None)
 
     def watch(self, pid: int, watcher: ExitWatcher) -> None:
         """Route ``pid``'s exit status to ``watcher`` (at once if it is already known)."""
@@ -124,8 +151,13 @@ class Forker:
 
     def _readable(self) -> None:
         while True:
+            sender = None
             try:
-                data = self._sock.recv(_MAX_MESSAGE)
+                if self._pid_namespace:
+                    data, ancillary, _, _ = self._sock.recvmsg(_MAX_MESSAGE, _CREDENTIALS_SPACE)
+                    sender = _sender_pid(ancillary)
+                else:
+                    data = self._sock.recv(_MAX_MESSAGE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -133,12 +165,27 @@ class Forker:
             if not data:
                 self._lost()
                 return
-            self._dispatch(msgpack.unpackb(data, raw=False))
+            self._dispatch(msgpack.unpackb(data, raw=False), sender)
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any], sender: int | None = None) -> None:
         kind = message["t"]
+        if self._pid_namespace and kind in ("child", "forked"):
+            # The new process's hello and its forker's reply race: answer once both came.
+            ref = message["ref"]
+            if kind == "child":
+                if sender is None:
+                    return
+                self._hello[ref] = sender
+            else:
+                self._forked[ref] = message["pid"]
+            if ref not in self._hello or ref not in self._forked:
+                return
+            host, theirs = self._hello.pop(ref), self._forked.pop(ref)
+            self._host_pids[theirs] = host
+            kind, message = "forked", {"t": "forked", "ref": ref, "pid": host}
         if kind == "exited":
             pid, status = message["pid"], message["status"]
+            pid = self._host_pids.pop(pid, pid)
             watcher = self._watched.pop(pid, None)
             if watcher is not None:
                 watcher.set_exited(status)
@@ -156,6 +203,7 @@ class Forker:
                 else:
                     reply.set_exception(OSError(f"fork failed: {message['error']}"))
         elif not self.notice.done():
+            self.own_pid = sender
             self.notice.set_result(message)
 
     def _lost(self) -> None:

@@ -30,11 +30,22 @@ import socket
 import sys
 import time
 import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pyfaas.executor.environment import forkable, interpreter_environment
+from pyfaas.executor import cgroups
+from pyfaas.executor.cgroups import WorkerCgroup
+from pyfaas.executor.environment import (
+    ADDRESS_SPACE_HEADROOM_MB,
+    CAPTURE_DIR_LOG_CAPS,
+    PROCESS_LIMIT,
+    forkable,
+    interpreter_environment,
+)
 from pyfaas.executor.forker import Forker, ForkerGone
+from pyfaas.executor.sandbox import Isolation, sandbox_argv, unsandboxed
 from pyfaas.executor.worker import (
     HandlerInitFailed,
     WorkerProcess,
@@ -63,6 +74,10 @@ class _Template:
     settled: asyncio.Future[None]
     forker: Forker | None = None
     scratch: Path | None = None
+    # Sandboxed: the version's own zygote, running in its sandbox (the template's parent),
+    # and the cgroup of everything in it (what the zygote forks is born in it: no moves).
+    sandbox: _Zygote | None = None
+    cgroup: WorkerCgroup | None = None
     skipped: str | None = None
     dropped: bool = False
     tasks: set[asyncio.Future[None]] = field(default_factory=set)
@@ -99,8 +114,14 @@ class Launcher:
         limits: Limits,
         zygote: bool = True,
         templates: bool = True,
+        isolation: Isolation | None = None,
     ) -> None:
         self._python = python
+        # Sandboxed, each version gets a zygote of its own inside its sandbox, and the
+        # shared zygote is not used at all.
+        self.isolation = isolation or unsandboxed()
+        self._sandboxed = self.isolation.sandboxed
+        self._cgroup_warned = False
         self._scratch_root = scratch_root
         self._limits = limits
         self._use_zygote = zygote
@@ -125,7 +146,7 @@ class Launcher:
 
     async def start(self) -> None:
         """Start the zygote (if it cannot start, workers are spawned; see zygote_problem)."""
-        if self._use_zygote:
+        if self._use_zygote and not self._sandboxed:
             await self._live_zygote()
 
     async def launch(self, fv: FunctionVersion) -> WorkerProcess:
@@ -135,6 +156,12 @@ class Launcher:
         asked_at = time.perf_counter()
         if self._closed:
             raise OSError("the launcher is closed")
+        if fv.network == "none" and not self._sandboxed:
+            raise HandlerInitFailed(
+                "network 'none' needs the bubblewrap sandbox, which this server does not use "
+                "(see `pyfaas doctor`); deploy with network 'host' or install bubblewrap",
+                code="network_unavailable",
+            )
         if self._use_zygote and not self._closed and forkable(fv):
             worker = await self._fork_worker(fv, asked_at)
             if worker is not None:
@@ -145,8 +172,16 @@ class Launcher:
             scratch_root=self._scratch_root,
             limits=self._limits,
             asked_at=asked_at,
+            sandbox=self._sandbox_command(fv) if self._sandboxed else None,
         )
         return await self._handshake(worker)
+
+    def _sandbox_command(self, fv: FunctionVersion) -> tuple[list[str], dict[str, str]]:
+        """The bwrap command line of ``fv``'s sandbox, and what its first process must know
+        (the uid to switch to)."""
+        argv = sandbox_argv(self.isolation, fv, self._python, self._limits.log_bytes_per_invocation)
+        uid = self.isolation.uid(fv.name)
+        return argv, ({} if uid is None else {"PYFAAS_SANDBOX_UID": str(uid)})
 
     def template_state(self, pool_key: tuple[object, ...]) -> TemplateState | None:
         """The template of the version with ``pool_key``, if one was made or tried."""
@@ -173,7 +208,10 @@ class Launcher:
             return
         template.dropped = True
         if template.settled.done():
-            await _kill_template(template)
+            if template.sandbox is None:
+                await _kill_template(template)
+            else:  # its workers live in its sandbox: it goes once they have all exited
+                self._in_background(_kill_template(template))
 
     async def close(self) -> None:
         """Stop launches under way (they raise HandlerInitFailed), give the workers it
@@ -210,6 +248,8 @@ class Launcher:
     async def _fork_worker(self, fv: FunctionVersion, asked_at: float) -> WorkerProcess | None:
         """A forked worker of ``fv``, or None when no zygote can be had (spawn then)."""
         key = fv.pool_key
+        if self._sandboxed:
+            return await self._fork_sandboxed(fv, asked_at)
         if self._use_templates:
             template = self._templates.get(key)
             if template is None:
@@ -229,17 +269,48 @@ class Launcher:
         except (ForkerGone, OSError):
             return None  # spawn
 
+    async def _fork_sandboxed(self, fv: FunctionVersion, asked_at: float) -> WorkerProcess | None:
+        """A worker forked inside ``fv``'s sandbox (from its template, or from its zygote
+        when forking from a template is unsafe); a new sandbox for the version's first.
+        None when the sandbox cannot fork (spawn then, in a sandbox of its own)."""
+        key = fv.pool_key
+        template = self._templates.get(key)
+        if template is None:
+            return await self._first_of_version(fv, asked_at)
+        await asyncio.shield(template.settled)
+        sandbox = template.sandbox
+        forker = template.forker if self._use_templates else None
+        if forker is None and sandbox is not None:
+            forker = sandbox.forker
+        if forker is not None and forker.alive and not template.dropped:
+            kind = "template" if forker is template.forker else "zygote"
+            with contextlib.suppress(ForkerGone, OSError):
+                return await self._fork_from(forker, fv, asked_at, kind)
+        if self._templates.get(key) is template:  # broken: the next launch makes a new one
+            del self._templates[key]
+            template.dropped = True
+            self._in_background(_kill_template(template))
+        return None
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _fork_from(
         self, forker: Forker, fv: FunctionVersion, asked_at: float, kind: str
     ) -> WorkerProcess:
-        scratch, env = await prepare_worker(fv, self._scratch_root, self._limits)
+        scratch, env = await prepare_worker(
+            fv, self._scratch_root, self._limits, sandboxed=self._sandboxed
+        )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with theirs:
-                pid = await forker.fork(env, str(scratch), [theirs.fileno()], template=False)
+                pid = await forker.fork(env, _cwd(scratch), [theirs.fileno()], template=False)
         except BaseException:
             ours.close()
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
             raise
         worker = await self._attach(forker, fv, ours, pid, scratch, kind, asked_at)
         return await self._handshake(worker)
@@ -254,40 +325,55 @@ class Launcher:
             if self._templates.get(key) is template:
                 del self._templates[key]
             _kill_forker(template)
+            if not template.dropped and template.sandbox is not None:
+                template.dropped = True
+                self._in_background(_kill_template(template))
             raise
         finally:
             if not template.settled.done():
                 template.settled.set_result(None)
-            if template.dropped:
+            if template.dropped and template.sandbox is None:
                 await _kill_template(template)
         if worker is None and self._templates.get(key) is template:
             del self._templates[key]
+            if template.sandbox is not None:
+                template.dropped = True
+                self._in_background(_kill_template(template))
         return worker
 
     async def _make_template(
         self, template: _Template, fv: FunctionVersion, asked_at: float
     ) -> WorkerProcess | None:
-        zygote = await self._live_zygote()
+        if self._sandboxed:
+            argv, extra = self._sandbox_command(fv)
+            zygote = template.sandbox = await self._start_zygote(argv, extra)
+            if zygote is not None and zygote.forker is not None:
+                template.cgroup = await self._sandbox_cgroup(fv, zygote.forker.own_pid)
+        else:
+            zygote = await self._live_zygote()
         if zygote is None or zygote.forker is None:
             return None
-        scratch, env = await prepare_worker(fv, self._scratch_root, self._limits)
+        scratch, env = await prepare_worker(
+            fv, self._scratch_root, self._limits, sandboxed=self._sandboxed
+        )
         template.scratch = scratch
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         control, their_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             with theirs, their_control:
                 pid = await zygote.forker.fork(
-                    env, str(scratch), [theirs.fileno(), their_control.fileno()], template=True
+                    env, _cwd(scratch), [theirs.fileno(), their_control.fileno()], template=True
                 )
         except BaseException as exc:
             ours.close()
             control.close()
             template.scratch = None
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
             if isinstance(exc, ForkerGone | OSError):
                 return None  # spawn
             raise
-        template.forker = forker = Forker(control, pid)
+        template.forker = forker = Forker(control, pid, pid_namespace=self._sandboxed)
         # Until the template says otherwise it is a worker (of kind "zygote") importing the
         # handler: if forking from it is unsafe it stays one, and its init errors and
         # crashes arrive on this channel as any worker's would.
@@ -327,7 +413,7 @@ class Launcher:
         fv: FunctionVersion,
         sock: socket.socket,
         pid: int,
-        scratch: Path,
+        scratch: Path | None,
         kind: str,
         asked_at: float,
     ) -> WorkerProcess:
@@ -345,14 +431,82 @@ class Launcher:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             sock.close()
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
             raise
         forker.watch(pid, channel)
         return worker
 
+    async def _sandbox_cgroup(self, fv: FunctionVersion, pid: int | None) -> WorkerCgroup | None:
+        """A cgroup for ``fv``'s sandbox, its zygote (``pid``) moved in: all the version's
+        workers, at most as many as its concurrency allows, with their /tmp; a fork bomb's
+        tasks; all CPUs but half of one, which is the server's. None when the machine has
+        no cgroups (or it cannot be made: logged once)."""
+        support = self.isolation.cgroups
+        if not support.available or pid is None:
+            return None
+        calls = fv.reserved_concurrency or self._limits.max_concurrency
+        workers = -(-calls // fv.concurrency_per_worker)
+        capture_mb = max(64, CAPTURE_DIR_LOG_CAPS * self._limits.log_bytes_per_invocation >> 20)
+        megabytes = workers * fv.memory_mb * 5 // 4 + fv.ephemeral_storage_mb + capture_mb + 256
+        tasks = PROCESS_LIMIT + workers * (fv.concurrency_per_worker + 8)
+        try:
+            group = await asyncio.to_thread(
+                cgroups.create,
+                support,
+                f"{fv.name}-v{fv.version}",
+                memory_bytes=megabytes << 20,
+                max_pids=tasks,
+                cpus=max(1.0, (os.cpu_count() or 1) - 0.5),
+            )
+        except OSError as exc:
+            self._warn_cgroup(fv, exc)
+            return None
+        try:
+            await asyncio.to_thread(group.add, pid)
+        except OSError as exc:
+            self._warn_cgroup(fv, exc)
+            await asyncio.to_thread(group.remove)
+            return None
+        return group
+
+    def _warn_cgroup(self, fv: FunctionVersion, exc: OSError) -> None:
+        if not self._cgroup_warned:
+            self._cgroup_warned = True
+            log.warning("cannot give %s a cgroup: %s", fv.name, exc)
+
+    async def _confine(self, worker: WorkerProcess) -> None:
+        """Put an unsandboxed ``worker`` in a cgroup of its own, when the machine has them:
+        memory (its memory and its /tmp), tasks (a fork bomb), one CPU. Moving a process
+        costs ~10 ms on cgroup v1: sandboxed workers are born in their sandbox's cgroup
+        instead (and one spawned in a sandbox of its own has its uid's RLIMIT_NPROC)."""
+        support = self.isolation.cgroups
+        if not support.available or self._sandboxed:
+            return
+        fv = worker.fv
+        megabytes = fv.memory_mb + fv.ephemeral_storage_mb + ADDRESS_SPACE_HEADROOM_MB
+        try:
+            group = await asyncio.to_thread(
+                cgroups.create,
+                support,
+                fv.name,
+                memory_bytes=megabytes << 20,
+                max_pids=PROCESS_LIMIT,
+                cpus=1.0,
+            )
+        except OSError as exc:
+            self._warn_cgroup(fv, exc)
+            return
+        worker.cgroup = group
+        try:
+            await asyncio.to_thread(group.add, worker.pid)
+        except OSError as exc:  # gone already: its handshake says so
+            log.debug("cannot move worker %s into its cgroup: %s", worker.pid, exc)
+
     async def _handshake(self, worker: WorkerProcess) -> WorkerProcess:
         self._launching.add(worker)
         try:
+            await self._confine(worker)
             await worker.handshake()
         finally:
             self._launching.discard(worker)
@@ -385,7 +539,11 @@ class Launcher:
             if self._zygote_starting is starting and starting.done():
                 self._zygote_starting = None
 
-    async def _start_zygote(self) -> _Zygote | None:
+    async def _start_zygote(
+        self, sandbox: list[str] | None = None, extra_env: dict[str, str] | None = None
+    ) -> _Zygote | None:
+        """The shared zygote; or, given a ``sandbox`` command line, a version's zygote in
+        its sandbox (None if it cannot start: its launches spawn)."""
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         zygote: _Zygote | None = None
@@ -393,17 +551,20 @@ class Launcher:
             with theirs:
                 _, zygote = await loop.subprocess_exec(
                     _Zygote,
+                    *(sandbox or []),
                     self._python,
                     *_ZYGOTE,
                     stdin=theirs.fileno(),
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=None,
-                    env=interpreter_environment(),
+                    env={**interpreter_environment(), **(extra_env or {})},
                     cwd="/",
                     start_new_session=True,
                 )
             assert zygote.transport is not None
-            zygote.forker = Forker(ours, zygote.transport.get_pid())
+            zygote.forker = Forker(
+                ours, zygote.transport.get_pid(), pid_namespace=sandbox is not None
+            )
             hello = await asyncio.wait_for(
                 asyncio.shield(zygote.forker.notice), _ZYGOTE_START_TIMEOUT_S
             )
@@ -415,6 +576,9 @@ class Launcher:
             ours.close()
             if zygote is not None:
                 await _stop_zygote(zygote)
+            if sandbox is not None:
+                log.warning("cannot start a sandbox: %s; spawning", exc or "no answer")
+                return None
             self.zygote_problem = f"cannot start the zygote: {exc or 'no answer'}"
             self._zygote_retry_at = time.monotonic() + _ZYGOTE_RETRY_S
             log.warning("%s; spawning workers", self.zygote_problem)
@@ -422,6 +586,8 @@ class Launcher:
         if self._closed:
             await _stop_zygote(zygote)
             return None
+        if sandbox is not None:
+            return zygote
         self.zygote_problem = None
         self._zygote = zygote
         return zygote
@@ -453,10 +619,21 @@ def _kill_forker(template: _Template) -> None:
             os.killpg(forker.pid, signal.SIGKILL)
 
 
+def _cwd(scratch: Path | None) -> str:
+    """A new process's working directory: its scratch directory, or its sandbox's /tmp."""
+    return "/tmp" if scratch is None else str(scratch)
+
+
 async def _kill_template(template: _Template) -> None:
-    """SIGKILL the template process, wait until it is gone, remove its scratch directory."""
+    """SIGKILL the template process, wait until it is gone, remove its scratch directory.
+    A sandboxed one waits for the workers it forked to exit first (they are stopped by
+    their owner), and stops its sandbox last (that kills whatever is left in it)."""
     forker = template.forker
     template.forker = None
+    sandbox, group = template.sandbox, template.cgroup
+    template.sandbox = template.cgroup = None
+    if sandbox is not None and forker is not None and forker.alive:
+        await forker.no_children()
     if forker is not None:
         if forker.alive:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -467,3 +644,9 @@ async def _kill_template(template: _Template) -> None:
     if template.scratch is not None:
         await asyncio.to_thread(shutil.rmtree, template.scratch, True)
         template.scratch = None
+    if sandbox is not None:
+        if sandbox.forker is not None and sandbox.forker.alive:
+            await sandbox.forker.no_children()
+        await _stop_zygote(sandbox)
+    if group is not None:
+        await asyncio.to_thread(group.remove)

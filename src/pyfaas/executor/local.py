@@ -15,6 +15,7 @@ from pyfaas.executor import results
 from pyfaas.executor.backend import FunctionStats
 from pyfaas.executor.environment import STARTING_PROVISIONED
 from pyfaas.executor.launcher import Launcher
+from pyfaas.executor.sandbox import Isolation
 from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerProcess, WorkerTimedOut
 from pyfaas.model import (
     FunctionVersion,
@@ -87,11 +88,14 @@ class LocalExecutor:
         scratch_dir: Path,
         idle_timeout_s: float = 600.0,
         python: str = sys.executable,
+        isolation: Isolation | None = None,
     ) -> None:
         self._limits = limits
         self._scratch = scratch_dir
         self._idle_timeout_s = idle_timeout_s
-        self._launcher = Launcher(python=python, scratch_root=scratch_dir, limits=limits)
+        self._launcher = Launcher(
+            python=python, scratch_root=scratch_dir, limits=limits, isolation=isolation
+        )
         self._pools: dict[tuple[object, ...], _Pool] = {}
         self._counters: dict[str, _Counters] = {}
         # Every worker whose process exists, from spawn until its stop begins: what close()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+from pyfaas.executor.cgroups import WorkerCgroup
 from pyfaas.executor.environment import worker_environment
 from pyfaas.model import FunctionVersion, InvalidBundle, InvocationRequest, Limits
 from pyfaas.runtime.wire import FrameDecoder, encode
@@ -207,7 +208,7 @@ class WorkerProcess:
         self,
         fv: FunctionVersion,
         channel: _Channel,
-        scratch: Path,
+        scratch: Path | None,
         pid: int,
         log_cap: int,
         *,
@@ -234,9 +235,11 @@ class WorkerProcess:
         self._sent = 0
         self._asked_at = time.perf_counter() if asked_at is None else asked_at
         self._channel = channel
-        self._scratch = scratch
+        self._scratch = scratch  # None: it lives in its sandbox's /tmp
         self._log_cap = log_cap
         self._stopped: asyncio.Future[None] | None = None
+        # Its own cgroup, if the machine gives one (removed once the worker is gone).
+        self.cgroup: WorkerCgroup | None = None
 
     @classmethod
     async def spawn(
@@ -247,28 +250,42 @@ class WorkerProcess:
         scratch_root: Path,
         limits: Limits,
         asked_at: float | None = None,
+        sandbox: tuple[list[str], dict[str, str]] | None = None,
     ) -> WorkerProcess:
         """Start the process (in a new session, so its whole group can be killed) and return
-        at once; :meth:`handshake` waits for the handler import. Raises OSError."""
+        at once; :meth:`handshake` waits for the handler import. ``sandbox``: the command
+        line that wraps it (bwrap ...) and variables for the bootstrap alone. Raises OSError."""
         asked_at = time.perf_counter() if asked_at is None else asked_at
-        scratch, env = await prepare_worker(fv, scratch_root, limits)
+        scratch: Path | None
+        if sandbox is None:
+            scratch, env = await prepare_worker(fv, scratch_root, limits)
+            wrapper: list[str] = []
+        else:
+            scratch, env = (
+                None,
+                worker_environment(fv, secrets.token_hex(16), Path("/tmp"), limits, sandboxed=True),
+            )
+            wrapper, extra = sandbox
+            env.update(extra)
         loop = asyncio.get_running_loop()
         channel = _PipeChannel()
         channel.waiter = loop.create_future()
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: channel,
+                *wrapper,
                 python,
                 *_BOOTSTRAP,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=None,  # the bootstrap points fd 2 at its capture file at once
                 env=env,
-                cwd=scratch,
+                cwd=scratch or "/",
                 start_new_session=True,
             )
         except BaseException:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
             raise
         return cls(
             fv,
@@ -286,7 +303,7 @@ class WorkerProcess:
         sock: socket.socket,
         *,
         pid: int,
-        scratch: Path,
+        scratch: Path | None,
         limits: Limits,
         start_kind: str,
         asked_at: float,
@@ -479,14 +496,21 @@ class WorkerProcess:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(exited), 5.0)
         channel.close()
-        await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+        if self._scratch is not None:
+            await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+        if self.cgroup is not None:
+            await asyncio.to_thread(self.cgroup.remove)
+            self.cgroup = None
 
 
 async def prepare_worker(
-    fv: FunctionVersion, scratch_root: Path, limits: Limits
-) -> tuple[Path, dict[str, str]]:
-    """A new worker's scratch directory (made) and its whole environment."""
+    fv: FunctionVersion, scratch_root: Path, limits: Limits, *, sandboxed: bool = False
+) -> tuple[Path | None, dict[str, str]]:
+    """A new worker's scratch directory (made; None in a sandbox, whose /tmp it uses) and
+    its whole environment."""
     worker_id = secrets.token_hex(16)
+    if sandboxed:
+        return None, worker_environment(fv, worker_id, Path("/tmp"), limits, sandboxed=True)
     scratch = scratch_root / f"{fv.name}-{worker_id[:12]}"
     await asyncio.to_thread(_make_scratch, scratch)
     return scratch, worker_environment(fv, worker_id, scratch, limits)

@@ -16,6 +16,7 @@ HANDLER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 SUPPORTED_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
 LATEST = "$LATEST"
+NETWORK_MODES = ("host", "none")
 
 # Variables the platform sets for every worker; a function may read but not override them.
 RESERVED_ENV_KEYS = frozenset(
@@ -55,6 +56,9 @@ class Limits:
     max_concurrency: int = field(default_factory=lambda: 16 * (os.cpu_count() or 1))
     max_concurrency_per_worker: int = 1000
     idle_timeout_max_s: int = 24 * 3600
+    # Lambda's ephemeral storage: the size of a worker's writable /tmp.
+    ephemeral_storage_min_mb: int = 512
+    ephemeral_storage_max_mb: int = 10240
     maximum_event_age_min_s: int = 60
     maximum_event_age_max_s: int = 6 * 3600
 
@@ -87,6 +91,10 @@ class FunctionConfig:
     price_plan: str | None = None
     # Environment variables whose values are the server's secrets: {"VARIABLE": "secret"}.
     secrets: dict[str, str] = field(default_factory=dict)
+    # Isolation: the size of the workers' writable /tmp (Lambda's ephemeral storage), and
+    # whether they reach the network ("host") or have none at all ("none", needs a sandbox).
+    ephemeral_storage_mb: int = 512
+    network: str = "host"
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -130,7 +138,20 @@ class FunctionConfig:
                 "(1-64 letters, digits, '-', '_'), or be null for the default",
                 code="invalid_price_plan",
             )
+        self._validate_isolation(limits)
         return self
+
+    def _validate_isolation(self, limits: Limits) -> None:
+        _in_range(
+            "ephemeral_storage_mb", self.ephemeral_storage_mb, limits.ephemeral_storage_min_mb,
+            limits.ephemeral_storage_max_mb, "invalid_ephemeral_storage", " MB",
+        )  # fmt: skip
+        if self.network not in NETWORK_MODES:
+            raise InvalidFunctionConfig(
+                f"network {self.network!r} must be one of {', '.join(NETWORK_MODES)} "
+                "('none': no network at all, not even loopback)",
+                code="invalid_network",
+            )
 
     @property
     def worker_handler(self) -> str:
@@ -202,6 +223,8 @@ class FunctionConfig:
             "asgi": self.asgi,
             "price_plan": self.price_plan,
             "secrets": dict(self.secrets),
+            "ephemeral_storage_mb": self.ephemeral_storage_mb,
+            "network": self.network,
         }
 
     @classmethod
@@ -246,6 +269,8 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "asgi": (str, True),
     "price_plan": (str, True),
     "secrets": (dict, False),
+    "ephemeral_storage_mb": (int, False),
+    "network": (str, False),
 }
 
 

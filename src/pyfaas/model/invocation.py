@@ -46,6 +46,8 @@ class FunctionVersion:
     price_plan: str = "default"  # the price plan its usage is costed with (metering)
     # Values of the secrets in ``environment``: redacted from what invocations report.
     secret_values: tuple[str, ...] = ()
+    ephemeral_storage_mb: int = 512  # the size of the workers' writable /tmp
+    network: str = "host"  # "none": no network namespace shared with the host
 
     @property
     def pool_key(self) -> tuple[object, ...]:
@@ -59,6 +61,8 @@ class FunctionVersion:
             self.code_sha256,
             self.layer_dir,
             self.concurrency_per_worker,
+            self.ephemeral_storage_mb,
+            self.network,
         )
 
     @property

@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 from pyfaas.runtime import wire
 from pyfaas.runtime.capture import OutputCapture
 from pyfaas.runtime.context import LambdaContext
+from pyfaas.runtime.limits import apply_limits, drop_privileges, limit_cpu
 
 # Imported for the type checker only. asyncio, inspect and typing each cost milliseconds of
 # every cold start; only async handlers need an event loop, and asyncio is imported for them.
@@ -276,6 +277,7 @@ class Worker:
         error = recycle = False
         start = time.perf_counter()
         cpu_start = time.process_time()  # user+system CPU of this process (metering)
+        limit_cpu(cpu_start)
         try:
             payload = message["payload"]
             event = json.loads(payload) if payload else {}
@@ -317,6 +319,7 @@ class Worker:
 
 def main() -> None:
     """Run a worker whose channel to the executor is fds 0 (in) and 1 (out)."""
+    drop_privileges()  # spawned in a sandbox of a root server: the function's uid first
     in_fd, out_fd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -337,7 +340,10 @@ def prepare_process() -> OutputCapture:
     Lambda's log format, set sys.path (code, then layer), apply the memory limit. Consumes
     the PYFAAS_* variables from os.environ."""
     global _concurrency
-    capture = OutputCapture(os.getcwd(), int(os.environ.pop("PYFAAS_LOG_CAP_BYTES", "1048576")))
+    # In a sandbox the capture file lives apart from /tmp: a handler filling /tmp must
+    # still be able to report that it failed.
+    directory = os.environ.pop("PYFAAS_CAPTURE_DIR", "") or os.getcwd()
+    capture = OutputCapture(directory, int(os.environ.pop("PYFAAS_LOG_CAP_BYTES", "1048576")))
     _install_logging()
     _concurrency = int(os.environ.pop("PYFAAS_CONCURRENCY", "1"))
     if _concurrency > 1:
@@ -351,6 +357,7 @@ def prepare_process() -> OutputCapture:
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
     sys.path[0:0] = [task_root, *([layer] if layer else [])]
     _limit_memory()
+    apply_limits()
     return capture
 
 

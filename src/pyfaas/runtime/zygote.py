@@ -16,6 +16,8 @@ map per message; the new process's descriptors travel with a fork request (SCM_R
   -> {"t": "fork", "ref": n, "env": {...}, "cwd": dir, "template": bool}
      fds: [channel] (a worker), [channel, control] (a template; zygote only)
   <- {"t": "forked", "ref": n, "pid": pid} | {"t": "fork_failed", "ref": n, "error": text}
+  <- {"t": "child", "ref": n}   from the new process itself, when the request said
+     "report_pid" (a sandbox: the executor reads its pid from SCM_CREDENTIALS)
   <- {"t": "exited", "pid": pid, "status": s}   s: exit code, or -signal
   <- {"t": "ready", "threads": n}                 the zygote, once, at start
   <- {"t": "template_ready"} | {"t": "template_unsafe", "reason": text}   a template, once
@@ -42,6 +44,7 @@ import msgpack
 
 from pyfaas.runtime import bootstrap
 from pyfaas.runtime.capture import OutputCapture, redirect_output
+from pyfaas.runtime.limits import drop_privileges
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,6 +60,11 @@ _INTERNAL = (
     "PYFAAS_ADDRESS_SPACE_BYTES",
     "PYFAAS_LAYER_DIR",
     "PYFAAS_CONCURRENCY",
+    "PYFAAS_FILE_LIMIT",
+    "PYFAAS_PROCESS_LIMIT",
+    "PYFAAS_FILE_SIZE_LIMIT",
+    "PYFAAS_CPU_BUDGET_S",
+    "PYFAAS_CAPTURE_DIR",
 )
 
 
@@ -130,7 +138,10 @@ class ForkLoop:
                         pass
                     self._reap()
                     continue
-                data, fds, _, _ = socket.recv_fds(self._control, _MAX_MESSAGE, 4)
+                try:
+                    data, fds, _, _ = socket.recv_fds(self._control, _MAX_MESSAGE, 4)
+                except ConnectionError:  # the executor is gone: as at the end of the socket
+                    return None
                 if not data:
                     for received in fds:
                         os.close(received)
@@ -156,6 +167,10 @@ class ForkLoop:
             self.send({"t": "fork_failed", "ref": ref, "error": str(exc)})
             return None
         if pid == 0:
+            if message.get("report_pid"):
+                # In a PID namespace our pids mean nothing to the executor: the kernel
+                # gives it this process's pid as it sees it (SCM_CREDENTIALS).
+                self.send({"t": "child", "ref": ref})
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.setsid()  # its own process group: the executor kills the whole group
@@ -233,7 +248,8 @@ class Template(ForkLoop):
         for name in _INTERNAL:
             env.pop(name, None)
         super().prepare({"env": env, "cwd": message["cwd"]})
-        redirect_output(message["cwd"])  # the worker's capture file, as fds 1 and 2
+        # The worker's capture file, as fds 1 and 2 (in a sandbox, apart from its /tmp).
+        redirect_output(message["env"].get("PYFAAS_CAPTURE_DIR") or message["cwd"])
         if self._init_logs:
             os.write(2, self._init_logs.encode())
             self._init_logs = ""
@@ -308,6 +324,7 @@ def _no_op(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    drop_privileges()  # in a sandbox of a root server: the function's uid, before anything
     control = socket.socket(fileno=os.dup(0))
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)

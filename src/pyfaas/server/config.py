@@ -93,6 +93,9 @@ class ServerConfig:
     # The Lambda API's SigV4 access keys (id, secret). With none and no token, a
     # loopback-bound server accepts any Lambda API request from loopback (dev mode).
     access_keys: tuple[tuple[str, str], ...] = ()
+    # Workers in a bubblewrap sandbox: "auto" when the machine can, "off", or "required"
+    # (refuse to start without it). `pyfaas doctor` says what is enforced.
+    sandbox: str = "auto"
 
     @property
     def store_url(self) -> str:
@@ -157,6 +160,8 @@ class ServerConfig:
             raise ConfigurationError("token_cache_s must be between 0 and 60 seconds")
         if not 1024 <= self.max_header_bytes <= 1024 * 1024:
             raise ConfigurationError("max_header_bytes must be between 1024 and 1048576")
+        if self.sandbox not in ("auto", "off", "required"):
+            raise ConfigurationError(f"sandbox must be auto, off or required, got {self.sandbox!r}")
         return self
 
     @classmethod

@@ -38,6 +38,7 @@ from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
 from pyfaas.scaling import Scaler
 from pyfaas.server.config import ServerConfig
+from pyfaas.server.isolation import start_isolation
 from pyfaas.sources import DeadLetter, PollSettings, SourceService
 from pyfaas.store import Store, open_store
 from pyfaas.telemetry import LogSweeper, LogWriter, RetentionPolicy
@@ -70,6 +71,7 @@ class Server:
         cfg = self.config
         cfg.home.mkdir(parents=True, exist_ok=True)
         key = await asyncio.to_thread(load_key, cfg.home, cfg.secret_key)
+        isolation = await start_isolation(cfg.sandbox, cfg.home)
         self._store = store = await open_store(cfg.store_url)
         secrets = SecretService(store.secrets, key)
         await secrets.start()
@@ -77,6 +79,7 @@ class Server:
             limits=cfg.limits,
             scratch_dir=cfg.home / "workers",
             idle_timeout_s=cfg.idle_timeout_s,
+            isolation=isolation,
         )
         self._scaler = scaler = Scaler(
             executor, max_concurrency=cfg.limits.max_concurrency, wait_s=cfg.queue_wait_s
@@ -182,6 +185,7 @@ class Server:
             ),
             usage=None if usage is None else UsageService(store.usage, usage, prices),
             metrics=MetricsService(metrics, scaler, store.events, usage),
+            isolation=isolation,
             sources=sources,
             tokens=tokens,
             secrets=secrets,

@@ -199,6 +199,8 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "asgi": cfg.asgi,
         "price_plan": cfg.price_plan,
         "secrets": json.dumps(cfg.secrets, sort_keys=True),
+        "ephemeral_storage_mb": cfg.ephemeral_storage_mb,
+        "network": cfg.network,
     }
 
 
@@ -224,6 +226,8 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             asgi=row["asgi"],
             price_plan=row["price_plan"],
             secrets=json.loads(row["secrets"]),
+            ephemeral_storage_mb=row["ephemeral_storage_mb"],
+            network=row["network"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

@@ -40,6 +40,8 @@ functions = sa.Table(
     sa.Column("secrets", sa.Text, nullable=False, server_default="{}"),
     # The last version number published (never reused, even after a delete).
     sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("ephemeral_storage_mb", sa.Integer, nullable=False, server_default="512"),
+    sa.Column("network", sa.String(8), nullable=False, server_default="host"),
 )
 
 invocation_logs = sa.Table(
