@@ -73,6 +73,8 @@ async_events = sa.Table(
     sa.Column("idempotency_key", sa.String(256), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("condition", sa.String(32), nullable=True),
+    # What the handler returned, once it succeeded (the SDK's FunctionCall.get reads it).
+    sa.Column("result", sa.LargeBinary, nullable=True),
     sa.Index("ix_async_events_due", "status", "next_attempt_at"),
     # Must match store/events.py WAITING_SQL.
     sa.Index(
