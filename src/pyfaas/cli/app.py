@@ -16,6 +16,7 @@ from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
+from pyfaas.cli.python_app import deploy_python_app
 from pyfaas.cli.schedules import schedule
 from pyfaas.cli.sources import sources
 from pyfaas.cli.upload import upload_bundle
@@ -73,7 +74,9 @@ def serve(
 
 @app.command()
 def deploy(
-    path: Annotated[Path, typer.Argument(help="Directory or .zip holding the code")],
+    path: Annotated[
+        Path, typer.Argument(help="Directory or .zip holding the code, or a .py defining an App")
+    ],
     name: Annotated[str | None, typer.Option("--name", "-n", help="[default: from path]")] = None,
     handler: Annotated[str, typer.Option(help="module.function")] = "handler.handler",
     runtime: Annotated[str, typer.Option()] = "python3.11",
@@ -98,6 +101,11 @@ def deploy(
     """Create a function, or update its code and configuration if it exists."""
     if not path.exists():
         raise CliError(f"{path} does not exist")
+    if path.suffix == ".py" and path.is_file():
+        options = (("--name", name), ("--wsgi", wsgi), ("--asgi", asgi), ("--env", env))
+        given = [option for option, value in options if value]
+        deploy_python_app(path, ApiClient(url, token), options_given=given)
+        return
     fname = name or (path.stem if path.is_file() else path.resolve().name)
     config = {
         "name": fname,
