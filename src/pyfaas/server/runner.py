@@ -192,7 +192,8 @@ class Server:
 
 
 async def deploy_directory(functions: FunctionService, root: Path, scratch: Path) -> None:
-    """Deploy each sub-directory of ``root`` as a function named after it.
+    """Deploy each sub-directory of ``root`` holding a handler.py as a function named
+    after it.
 
     A function that fails to deploy is reported and skipped: the server still starts.
     """
@@ -210,7 +211,12 @@ async def deploy_directory(functions: FunctionService, root: Path, scratch: Path
 
 def _subdirectories(root: Path, scratch: Path) -> list[Path]:
     scratch.mkdir(parents=True, exist_ok=True)
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in root.iterdir()
+        # A directory without handler.py (examples/notebooks) holds no function.
+        if p.is_dir() and not p.name.startswith(".") and (p / "handler.py").is_file()
+    )
 
 
 def _zip_to(directory: Path, target: Path) -> None:
