@@ -23,11 +23,12 @@ async def invocation_status(request: Request) -> Response:
     responses:
       200:
         description: "{request_id, function, status (queued, running, succeeded, failed,
-          dead), attempts, failures, last_error, condition, ...}"
+          dead), attempts, failures, last_error, condition, result (the handler's result once
+          succeeded, else null), ...}"
       404: {description: invocation_not_found}
     """
     event = await services(request).events.status(request.path_params["request_id"])
-    return JSONResponse(event.to_dict())
+    return JSONResponse(event.to_dict(with_result=True))
 
 
 async def list_invocations(request: Request) -> Response:

@@ -19,6 +19,7 @@ from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
 from pyfaas.cli.doctor import EphemeralStorageOpt, NetworkOpt, doctor
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
+from pyfaas.cli.python_app import deploy_python_app
 from pyfaas.cli.schedules import schedule
 from pyfaas.cli.sources import sources
 from pyfaas.cli.upload import upload_bundle
@@ -79,7 +80,10 @@ def serve(
 def deploy(
     path: Annotated[
         Path | None,
-        typer.Argument(help="Directory or .zip holding the code [default: the app in .]"),
+        typer.Argument(
+            help="Directory or .zip holding the code, or a .py defining an App "
+            "[default: the app in .]"
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="[default: from path]")] = None,
     handler: Annotated[str, typer.Option(help="module.function")] = "handler.handler",
@@ -132,6 +136,11 @@ def deploy(
         raise CliError("--watch deploys an app: run it in the app's folder or give --app DIR")
     if not path.exists():
         raise CliError(f"{path} does not exist")
+    if path.suffix == ".py" and path.is_file():
+        options = (("--name", name), ("--wsgi", wsgi), ("--asgi", asgi), ("--env", env))
+        given = [option for option, value in options if value]
+        deploy_python_app(path, ApiClient(url, token), options_given=given)
+        return
     fname = name or (path.stem if path.is_file() else path.resolve().name)
     config = {
         "name": fname,

@@ -1,15 +1,22 @@
-"""Talking to a pyfaas server over HTTP, with errors a person can act on."""
+"""Talking to a pyfaas server over HTTP, with errors a person can act on.
+
+The CLI uses the SDK's :class:`pyfaas.sdk.Client`; this wrapper only turns its errors into
+CliError (one line, no traceback).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+from pyfaas.model import PyfaasError
+from pyfaas.sdk.client import DEFAULT_URL, Client, checked
+from pyfaas.sdk.errors import ApiError
+
+__all__ = ["DEFAULT_URL", "ApiClient", "CliError", "cli_error"]
 
 
 class CliError(Exception):
@@ -21,35 +28,33 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+def cli_error(exc: PyfaasError) -> CliError:
+    """The one line to show for an SDK error: the server's code in brackets, if any."""
+    if isinstance(exc, ApiError) and not exc.code.startswith("http_"):
+        return CliError(f"{exc.message} [{exc.code}]")
+    return CliError(exc.message)
+
+
 class ApiClient:
-    """A thin wrapper over httpx that turns failures into CliError."""
+    """The SDK's Client, raising CliError."""
 
     def __init__(self, url: str | None, token: str | None, timeout: float = 960.0) -> None:
-        self.url = (url or os.environ.get("PYFAAS_URL") or DEFAULT_URL).rstrip("/")
-        token = token or os.environ.get("PYFAAS_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.sdk = Client(url, token, timeout=timeout)
+        self.url = self.sdk.url
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.send(method, path, **kwargs)
-        if response.status_code >= 400:
-            raise CliError(_describe_error(response))
-        return response
+        """The server's answer; 400 or more (or none) raises CliError."""
+        try:
+            return checked(self.send(method, path, **kwargs))
+        except PyfaasError as exc:
+            raise cli_error(exc) from None
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The server's answer whatever its status; only a failed exchange raises CliError."""
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.ConnectError:
-            raise CliError(
-                f"cannot reach the pyfaas server at {self.url}: is it running? "
-                "Start one with `pyfaas serve` (or `make run`), or point --url/PYFAAS_URL at it."
-            ) from None
-        except httpx.TimeoutException:
-            raise CliError(f"the server at {self.url} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise CliError(f"request to {self.url} failed: {exc}") from None
-        return response
+            return self.sdk.send(method, path, **kwargs)
+        except PyfaasError as exc:
+            raise cli_error(exc) from None
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
@@ -59,25 +64,18 @@ class ApiClient:
         response = self.send(method, path, **kwargs)
         if response.status_code == 404:
             return None
-        if response.status_code >= 400:
-            raise CliError(_describe_error(response))
-        return response.json()
+        try:
+            return checked(response).json()
+        except PyfaasError as exc:
+            raise cli_error(exc) from None
 
     @contextlib.contextmanager
     def stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         """GET ``path`` as a stream (no read timeout). An error answer raises CliError;
         httpx.TransportError (connection refused, dropped) is left to the caller to retry."""
-        timeout = httpx.Timeout(10.0, read=None)
-        with self._http.stream("GET", path, timeout=timeout, **kwargs) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise CliError(_describe_error(response))
+        with contextlib.ExitStack() as stack:
+            try:
+                response = stack.enter_context(self.sdk.stream(path, **kwargs))
+            except ApiError as exc:
+                raise cli_error(exc) from None
             yield response
-
-
-def _describe_error(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        return f"{error['message']} [{error['code']}]"
-    except (ValueError, KeyError, TypeError):
-        return f"the server answered {response.status_code}: {response.text[:200]}"

@@ -252,7 +252,7 @@ class Dispatcher:
         if result.function_error is None:
             if fv.on_success:
                 await self._send_record(fv, event, "Success", result)
-            await self._settle(event, SUCCEEDED)
+            await self._settle(event, SUCCEEDED, result=result.body)
             return
         failures = event.failures + 1
         error = result.body.decode("utf-8", errors="replace")
@@ -320,6 +320,7 @@ class Dispatcher:
         uncount: bool = False,
         last_error: str | None = None,
         condition: str | None = None,
+        result: bytes | None = None,
     ) -> None:
         kept = await self._settler.submit(
             Settlement(
@@ -332,6 +333,7 @@ class Dispatcher:
                 uncount_attempt=uncount,
                 last_error=last_error,
                 condition=condition,
+                result=result,
             )
         )
         if not kept:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,9 @@ class AsyncEvent:
         """``function`` or ``function:qualifier``: what each attempt resolves."""
         return self.function if self.qualifier is None else f"{self.function}:{self.qualifier}"
 
-    def to_dict(self, *, with_payload: bool = False) -> dict[str, Any]:
+    result: bytes | None = None  # the handler's JSON result, once it succeeded
+
+    def to_dict(self, *, with_payload: bool = False, with_result: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "request_id": self.request_id,
             "function": self.function,
@@ -59,4 +62,13 @@ class AsyncEvent:
         }
         if with_payload:
             out["payload"] = self.payload.decode("utf-8", errors="replace")
+        if with_result:
+            out["result"] = None if self.result is None else _json_or_text(self.result)
         return out
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")

@@ -237,8 +237,9 @@ class Server:
 
 
 async def deploy_directory(functions: FunctionService, root: Path, scratch: Path) -> None:
-    """Deploy each sub-directory of ``root`` as a function named after it (an app's folder,
-    one with a ``pyfaas.toml``, is skipped: `pyfaas deploy --app` deploys it).
+    """Deploy each sub-directory of ``root`` holding a handler.py as a function named
+    after it (an app's folder, with a ``pyfaas.toml``, has none at its root: `pyfaas deploy
+    --app` deploys it; nor has examples/notebooks).
 
     A function that fails to deploy is reported and skipped: the server still starts.
     """
@@ -259,7 +260,8 @@ def _subdirectories(root: Path, scratch: Path) -> list[Path]:
     return sorted(
         p
         for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and not (p / "pyfaas.toml").is_file()
+        # A directory without handler.py (examples/notebooks) holds no function.
+        if p.is_dir() and not p.name.startswith(".") and (p / "handler.py").is_file()
     )
 
 

@@ -72,6 +72,7 @@ class Settlement:
     uncount_attempt: bool = False
     last_error: str | None = None
     condition: str | None = None
+    result: bytes | None = None  # a success's result, stored after the status
 
     @property
     def plain_success(self) -> bool:
@@ -107,6 +108,11 @@ class EventStore:
         dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
         self._insert = dialect.insert(async_events).on_conflict_do_nothing()
         self._skip_locked = engine.dialect.name == "postgresql"
+        self._store_result = (
+            async_events.update()
+            .where(_e.request_id == sa.bindparam("b_request_id"))
+            .values(result=sa.bindparam("b_result"))
+        )
         hint = "INDEXED BY ix_async_events_waiting" if dialect is sqlite else ""
         self._waiting_functions = sa.text(
             _WAITING_FUNCTIONS.format(hint=hint, waiting=WAITING_SQL)
@@ -265,6 +271,13 @@ class EventStore:
                     .returning(_e.request_id)
                 )
                 kept.update(result.scalars())
+            results = [
+                {"b_request_id": item.request_id, "b_result": item.result}
+                for item in settlements
+                if item.result is not None and item.request_id in kept
+            ]
+            if results:
+                await conn.execute(self._store_result, results)
         return [item.request_id in kept for item in settlements]
 
     async def release_running(self, now: float) -> int:
@@ -373,6 +386,7 @@ def _event(row: sa.RowMapping) -> AsyncEvent:
         last_error=row["last_error"],
         condition=row["condition"],
         qualifier=row["qualifier"],
+        result=None if row["result"] is None else bytes(row["result"]),
     )
 
 

@@ -81,6 +81,8 @@ async_events = sa.Table(
     sa.Column("condition", sa.String(32), nullable=True),
     # The version or alias invoked (NULL: $LATEST); each attempt resolves it again.
     sa.Column("qualifier", sa.String(128), nullable=True),
+    # What the handler returned, once it succeeded (the SDK's FunctionCall.get reads it).
+    sa.Column("result", sa.LargeBinary, nullable=True),
     sa.Index("ix_async_events_due", "status", "next_attempt_at"),
     # Must match store/events.py WAITING_SQL.
     sa.Index(

@@ -1,0 +1,547 @@
+"""The Python SDK against a real server: define functions with App, deploy, call them
+(remote, spawn, map, aio, local), serializers, shipping by value and as source, remote
+exceptions, the pyfaas.Client, `pyfaas deploy app.py`, the IPython magics and the notebook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import textwrap
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ServerProcess, deploy, free_port, run_cli, unique
+from pyfaas import App, Client, RemoteError
+from pyfaas.model import InvalidFunctionConfig
+from pyfaas.sdk import ApiError, SerializationError, ServerUnreachable, ShippingError
+from pyfaas.sdk.errors import RemoteTraceback
+from sdk_units import InsufficientFunds, Reading
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture()
+def app(server: ServerProcess) -> Iterator[App]:
+    """An App of its own on the session's server; its functions are deleted afterwards."""
+    application = App(unique("sdk"), url=server.url)
+    yield application
+    for name in application.functions:
+        with httpx.Client(base_url=server.url) as http:
+            http.delete(f"/v1/functions/{name}")
+
+
+# --- remote, local, closures -----------------------------------------------------------------
+
+
+def test_remote_runs_the_function_on_the_server_and_local_runs_it_here(app: App) -> None:
+    pid_here = os.getpid()
+
+    @app.function(memory=256, timeout=10)
+    def where(features: list[float], scale: float = 1.0) -> dict[str, object]:
+        return {"pid": os.getpid(), "total": sum(features) * scale}
+
+    assert where.local([1.0, 2.0]) == {"pid": pid_here, "total": 3.0}  # no server needed
+    app.deploy(quiet=True)
+    remote = where.remote([1.0, 2.0], scale=10)
+    assert remote["total"] == 30.0
+    assert remote["pid"] != pid_here
+
+    info = app.client.function(where.name)
+    assert (info["memory_mb"], info["timeout_s"], info["handler"]) == (
+        256,
+        10,
+        "pyfaas_entry.handler",
+    )
+
+
+def test_a_closure_is_shipped_by_value_with_what_it_captured(app: App) -> None:
+    rates = {"EUR": 0.5, "GBP": 0.25}
+    rounding = 2
+
+    def convert(amount: float, currency: str) -> float:
+        return round(amount * rates[currency], rounding)
+
+    @app.function
+    def price(amount: float, currency: str) -> float:
+        return convert(amount, currency)
+
+    bundle = price.bundle()
+    assert bundle.shipped == "value"
+    assert "pyfaas_function.pkl" in bundle.files
+    app.deploy(quiet=True)
+    assert price.remote(10.0, "GBP") == 2.5
+    # Redefining the captured state locally changes nothing already deployed.
+    rates["GBP"] = 99.0
+    assert price.remote(10.0, "GBP") == 2.5
+
+
+def test_module_functions_are_shipped_as_source_with_the_local_modules_they_import(
+    server: ServerProcess,
+) -> None:
+    from sdk_apps import geometry
+    from sdk_units import Box
+
+    geometry.app.connect(Client(server.url))
+    bundle = geometry.area.bundle()
+    assert bundle.shipped == "source"
+    assert {"sdk_apps/__init__.py", "sdk_apps/geometry.py", "sdk_units.py"} <= set(bundle.files)
+    assert "pyfaas_function.pkl" not in bundle.files
+    assert not any(name.startswith(("pyfaas/", "httpx")) for name in bundle.files)
+    spec = json.loads(bundle.files["pyfaas_function.json"])
+    assert (spec["module"], spec["qualname"]) == ("sdk_apps.geometry", "area")
+
+    geometry.app.deploy(quiet=True)
+    try:
+        assert geometry.area.remote(3, 4, unit="cm") == "12 cm²"
+        assert geometry.bounding_box.remote([(1, 5), (3, 2)]) == Box(1, 2, 3, 5)
+        assert geometry.area.local(2, 2) == "4 m²"
+    finally:
+        for name in geometry.app.functions:
+            geometry.app.client.delete(name)
+
+
+def test_an_unchanged_function_deploys_as_unchanged(app: App) -> None:
+    @app.function
+    def same(x: int) -> int:
+        return x
+
+    first, second = app.deploy(quiet=True)[0], app.deploy(quiet=True)[0]
+    assert first["created"] and not second["changed"]
+
+
+def test_requirements_go_into_the_bundles_requirements_txt(app: App) -> None:
+    @app.function(requirements=["humanize>=4", "attrs"])
+    def needs(x: int) -> int:
+        return x
+
+    assert needs.bundle().files["requirements.txt"] == b"humanize>=4\nattrs\n"
+    assert "requirements.txt" not in app.function(lambda x: x, name=unique("bare")).bundle().files
+
+
+# --- spawn -------------------------------------------------------------------------------
+
+
+def test_spawn_queues_durably_and_get_returns_the_stored_result(
+    app: App, server: ServerProcess
+) -> None:
+    @app.function(timeout=10)
+    def slow_square(x: int, delay: float) -> int:
+        time.sleep(delay)
+        return x * x
+
+    app.deploy(quiet=True)
+    call = slow_square.spawn(7, delay=0.3)
+    assert call.status in ("queued", "running")
+    assert call.get(timeout=20) == 49
+    assert call.status == "succeeded"
+    with httpx.Client(base_url=server.url) as http:
+        state = http.get(f"/v1/invocations/{call.request_id}").json()
+    assert state["result"] == 49
+
+    pending = slow_square.spawn(2, delay=1.5)
+    with pytest.raises(TimeoutError, match="call get\\(\\) again"):
+        pending.get(timeout=0.2)
+    assert asyncio.run(pending.get_async(timeout=20)) == 4
+
+
+def test_spawn_get_raises_the_error_once_retries_ran_out(app: App) -> None:
+    @app.function
+    def withdraw(amount: int) -> int:
+        raise InsufficientFunds(f"cannot withdraw {amount}")
+
+    app.deploy(quiet=True)
+    app.client.request(
+        "PATCH", f"/v1/functions/{withdraw.name}", json={"maximum_retry_attempts": 0}
+    )
+    call = withdraw.spawn(500)
+    with pytest.raises(InsufficientFunds, match="cannot withdraw 500") as raised:
+        call.get(timeout=20)
+    assert call.status == "dead"
+    assert "in withdraw" in raised.value.remote_traceback  # type: ignore[attr-defined]
+
+
+# --- map and aio ---------------------------------------------------------------------------
+
+
+def test_map_fans_out_and_yields_results_in_the_order_of_the_items(
+    app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    @app.function
+    def late_for_small(x: int, y: int) -> int:
+        time.sleep(0.02 * (5 - x % 5))  # small x finish last
+        return x + y
+
+    app.deploy(quiet=True)
+    xs = list(range(40))
+    started = time.monotonic()
+    results = list(late_for_small.map(xs, [100] * 40, concurrency=8))
+    elapsed = time.monotonic() - started
+    assert results == [x + 100 for x in xs]
+    assert elapsed < 40 * 0.06  # concurrent, not one after the other
+    assert "late_for_small" not in capsys.readouterr().out  # the bar goes to stderr
+
+    # A lazy iterable of unknown length, and starmap.
+    assert list(late_for_small.starmap(((i, i) for i in range(5)), progress=False)) == [
+        0,
+        2,
+        4,
+        6,
+        8,
+    ]
+    assert list(late_for_small.map([], progress=False)) == []
+    with pytest.raises(ValueError, match="concurrency must be a positive integer"):
+        late_for_small.map([1], concurrency=0)
+
+
+def test_map_raises_the_first_failure_in_order_or_yields_it_with_return_exceptions(
+    app: App,
+) -> None:
+    @app.function
+    def invert(x: float) -> float:
+        return 1 / x
+
+    app.deploy(quiet=True)
+    got = []
+    with pytest.raises(ZeroDivisionError):
+        for value in invert.map([1, 2, 0, 4], concurrency=4, progress=False):
+            got.append(value)
+    assert got == [1.0, 0.5]
+
+    outcomes = list(invert.map([4, 0], progress=False, return_exceptions=True))
+    assert outcomes[0] == 0.25
+    assert isinstance(outcomes[1], ZeroDivisionError)
+    assert "1 / x" in str(outcomes[1].__cause__)
+
+
+def test_remote_aio_calls_concurrently_on_the_event_loop(app: App) -> None:
+    @app.function
+    def pause(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    app.deploy(quiet=True)
+    pause.remote(0)  # a warm worker
+
+    async def five_at_once() -> list[float]:
+        return await asyncio.gather(*(pause.remote.aio(0.5) for _ in range(5)))
+
+    started = time.monotonic()
+    assert asyncio.run(five_at_once()) == [0.5] * 5
+    assert time.monotonic() - started < 2.4  # not 5 x 0.5 s in a row
+
+
+# --- serializers ------------------------------------------------------------------------
+
+
+def test_pickle_serializer_carries_python_values_both_ways(app: App) -> None:
+    @app.function(serializer="pickle")
+    def summarize(reading: Reading, seen: set[str]) -> tuple[Reading, frozenset[str], bytes]:
+        doubled = Reading(reading.sensor, tuple(v * 2 for v in reading.values))
+        return doubled, frozenset(seen | {reading.sensor}), b"\x00\xff"
+
+    app.deploy(quiet=True)
+    reading, seen, raw = summarize.remote(Reading("t1", (1.5, 2.0)), {"t0"})
+    assert reading == Reading("t1", (3.0, 4.0))
+    assert seen == frozenset({"t0", "t1"})
+    assert raw == b"\x00\xff"
+
+
+def test_json_serializer_refuses_values_json_cannot_carry_and_says_what_to_do(app: App) -> None:
+    @app.function
+    def echo(value: object) -> object:
+        return value
+
+    @app.function
+    def make_set() -> object:
+        return {1, 2}
+
+    app.deploy(quiet=True)
+    with pytest.raises(SerializationError, match='serializer="pickle"') as refused:
+        echo.remote({1, 2})
+    assert refused.value.code == "not_serializable"
+    with pytest.raises(SerializationError):
+        echo.remote(float("nan"))
+    with pytest.raises(RemoteError) as marshal:
+        make_set.remote()
+    assert marshal.value.error_type == "Runtime.MarshalError"
+    assert any('serializer="pickle"' in note for note in marshal.value.__notes__)
+    assert echo.remote({"a": [1, None, "x"]}) == {"a": [1, None, "x"]}
+
+
+def test_an_unknown_serializer_or_bad_requirements_are_refused_at_declaration(app: App) -> None:
+    for options, code, message in (
+        ({"serializer": "yaml"}, "invalid_serializer", "serializer must be one of json, pickle"),
+        ({"requirements": "numpy"}, "invalid_requirements", "requirements must be a list"),
+        ({"name": "no spaces allowed"}, "invalid_name", "name="),
+        ({"memroy": 256}, "unknown_field", "takes no memroy; it takes name, memory"),
+    ):
+        with pytest.raises(InvalidFunctionConfig, match=message) as refused:
+            app.function(**options)(lambda: None)
+        assert refused.value.code == code
+    assert app.functions == {}
+
+
+# --- remote exceptions ------------------------------------------------------------------
+
+
+def test_remote_exceptions_keep_their_type_when_importable_else_remote_error(app: App) -> None:
+    @app.function
+    def fail(kind: str) -> None:
+        class Unimportable(Exception):
+            pass
+
+        if kind == "builtin":
+            raise KeyError("missing")
+        if kind == "mine":
+            raise InsufficientFunds("balance 3, wanted 5")
+        raise Unimportable("made inside the function")
+
+    app.deploy(quiet=True)
+    with pytest.raises(KeyError) as builtin:
+        fail.remote("builtin")
+    assert isinstance(builtin.value.__cause__, RemoteTraceback)
+    assert 'raise KeyError("missing")' in str(builtin.value.__cause__)
+    assert "pyfaas_entry" not in str(builtin.value.__cause__)
+
+    with pytest.raises(InsufficientFunds, match="balance 3, wanted 5"):
+        fail.remote("mine")
+
+    with pytest.raises(RemoteError) as remote:
+        fail.remote("other")
+    assert remote.value.error_type == "Unimportable"
+    assert remote.value.error_message == "made inside the function"
+    assert remote.value.request_id
+    assert "in fail" in remote.value.remote_traceback
+
+
+def test_a_timeout_is_a_remote_error_of_the_platform(app: App) -> None:
+    @app.function(timeout=1)
+    def forever() -> None:
+        time.sleep(30)
+
+    app.deploy(quiet=True)
+    with pytest.raises(RemoteError) as timed_out:
+        forever.remote()
+    assert timed_out.value.error_type == "Sandbox.Timedout"
+
+
+# --- what cannot be shipped -----------------------------------------------------------------
+
+
+@pytest.fixture()
+def generated_module() -> Iterator[types.ModuleType]:
+    """A module made at run time: importable here, with no source file to ship."""
+    module = types.ModuleType("sdk_generated_at_run_time")
+    exec("def shout(text):\n    return text.upper()\n", module.__dict__)
+    sys.modules[module.__name__] = module
+    yield module
+    del sys.modules[module.__name__]
+
+
+def test_a_module_without_source_is_a_clear_error_and_nothing_is_deployed(
+    app: App, generated_module: types.ModuleType
+) -> None:
+    shout = app.function(generated_module.shout)
+
+    @app.function
+    def greet(name: str) -> str:
+        return generated_module.shout(f"hello {name}")
+
+    for function in (shout, greet):
+        with pytest.raises(ShippingError, match=r"sdk_generated_at_run_time.*no source") as e:
+            function.bundle()
+        assert e.value.code == "cannot_ship"
+    with pytest.raises(ShippingError):
+        app.deploy(quiet=True)
+    with pytest.raises(ApiError) as missing:
+        app.client.function(shout.name)
+    assert missing.value.code == "function_not_found"
+
+
+# --- Client --------------------------------------------------------------------------------
+
+
+def test_client_calls_any_function_by_name_sync_and_async(
+    server: ServerProcess, api: httpx.Client
+) -> None:
+    name = unique("plain")
+    handler = (
+        "def handler(event, context):\n    return {'got': event, 'fn': context.function_name}\n"
+    )
+    assert deploy(api, name, {"handler.py": handler}).status_code in (200, 201)
+    client = Client(server.url)
+    assert client.invoke(name, {"a": 1}) == {"got": {"a": 1}, "fn": name}
+    assert asyncio.run(client.invoke_async(name, [1, 2])) == {"got": [1, 2], "fn": name}
+    request_id = client.submit(name, {"later": True})
+    assert request_id
+
+    with pytest.raises(ApiError) as missing:
+        client.invoke(unique("nobody"), {})
+    assert (missing.value.status, missing.value.code) == (404, "function_not_found")
+    with pytest.raises(ServerUnreachable, match="cannot reach the pyfaas server"):
+        Client(f"http://127.0.0.1:{free_port()}").invoke(name)
+    api.delete(f"/v1/functions/{name}")
+
+
+def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYFAAS_URL", "http://example.invalid:9/")
+    monkeypatch.setenv("PYFAAS_TOKEN", "s3cret")
+    client = App("env").client
+    assert client.url == "http://example.invalid:9"
+    assert client.http.headers["authorization"] == "Bearer s3cret"
+
+
+# --- pyfaas deploy app.py ------------------------------------------------------------------
+
+
+def test_the_cli_deploys_the_app_a_python_file_defines(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    app_name = unique("cliapp")
+    (tmp_path / "pricing.py").write_text(
+        textwrap.dedent(
+            f"""
+            from pyfaas import App
+
+            app = App({app_name!r})
+            VAT = 0.2
+
+
+            @app.function(memory=256)
+            def gross(net: float) -> float:
+                return round(net * (1 + VAT), 2)
+
+
+            if __name__ == "__main__":
+                app.deploy()
+            """
+        )
+    )
+    deployed = run_cli("deploy", str(tmp_path / "pricing.py"), server=server)
+    assert deployed.returncode == 0, deployed.stderr
+    assert f"Created {app_name}-gross (shipped as source)" in deployed.stderr
+    invoked = run_cli("invoke", f"{app_name}-gross", "-p", '{"pyfaas.args": [10]}', server=server)
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout) == 12.0
+    Client(server.url).delete(f"{app_name}-gross")
+
+
+def test_the_cli_says_what_is_wrong_with_a_python_file_it_cannot_deploy(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    cases = {
+        "no_app.py": ("x = 1\n", "defines no pyfaas App"),
+        "broken.py": ("import json\nraise RuntimeError('not today')\n", "broken.py:2"),
+        "bad-name.py": ("x = 1\n", "rename it to a Python identifier"),
+    }
+    for file, (source, message) in cases.items():
+        (tmp_path / file).write_text(source)
+        result = run_cli("deploy", str(tmp_path / file), server=server)
+        assert result.returncode == 1
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    (tmp_path / "named.py").write_text("from pyfaas import App\napp = App('x')\n")
+    result = run_cli("deploy", str(tmp_path / "named.py"), "--name", "y", server=server)
+    assert result.returncode == 1
+    assert "--name do not apply to a Python app file" in result.stderr
+
+
+# --- IPython magics -------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def shell(server: ServerProcess) -> Iterator[object]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ipython = InteractiveShell.instance()
+    ipython.run_line_magic("load_ext", "pyfaas")
+    ipython.run_line_magic("pyfaas", f"connect {server.url}")
+    yield ipython
+
+
+def test_cell_magic_deploys_the_cells_handler_and_line_magic_invokes_it(
+    shell: object, server: ServerProcess
+) -> None:
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    assert isinstance(shell, InteractiveShell)
+    name = unique("magic")
+    cell = textwrap.dedent(
+        """
+        GREETING = "Hi"
+
+        def shout(text):
+            return text.upper()
+
+        def handler(event, context):
+            if event.get("fail"):
+                raise ValueError("asked to fail")
+            return {"text": shout(f"{GREETING} {event['name']}"), "fn": context.function_name}
+        """
+    )
+    deployed = shell.run_cell_magic("pyfaas", f"deploy {name} --memory 256 --timeout 5", cell)
+    assert deployed.state == "Created"
+    assert "Created" in deployed._repr_html_() and name in deployed._repr_html_()
+    assert shell.user_ns["GREETING"] == "Hi"  # the cell ran in the notebook too
+    assert Client(server.url).function(name)["memory_mb"] == 256
+
+    result = shell.run_line_magic("pyfaas", f'invoke {name} {{"name": "Ada"}}')
+    assert result.value == {"text": "HI ADA", "fn": name}
+    assert "HI ADA" in result._repr_html_()
+    assert not result.failed
+
+    failed = shell.run_line_magic("pyfaas", f'invoke {name} {{"fail": true}}')
+    assert failed.failed
+    assert "ValueError: asked to fail" in failed._repr_html_()
+    assert "raise ValueError" in repr(failed)
+
+    for line, message in (
+        (f"invoke {name} {{not json", "not valid JSON"),
+        (f"invoke {unique('nobody')} {{}}", "function_not_found"),
+        ("frobnicate", "unknown command"),
+        ("deploy x", "cell magic"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            shell.run_line_magic("pyfaas", line)
+    with pytest.raises(UsageError, match="defines no function"):
+        shell.run_cell_magic("pyfaas", f"deploy {name}", "x = 1\n")
+    with pytest.raises(UsageError, match="--memory"):
+        shell.run_cell_magic("pyfaas", f"deploy {name} --memory lots", cell)
+    Client(server.url).delete(name)
+
+
+# --- the notebook example -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_notebook_example_trains_deploys_calls_maps_and_shows_the_cost(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PYFAAS_URL", server.url)
+    notebook = nbformat.read(EXAMPLES / "notebooks" / "iris.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=240, kernel_name="python3").execute()
+
+    outputs = [
+        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    ]
+    text = "\n".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
+    assert "'setosa'" in text  # predict.remote([5.1, 3.5, 1.4, 0.2])
+    assert "45 predictions on pyfaas, accuracy" in text
+    assert "virginica" in text  # the %pyfaas invoke magic
+    assert "iris-predict: 47 invocations" in text  # 1 + 45 + 1, then their cost
+    assert "USD" in text
+    Client(server.url).delete("iris-predict")
