@@ -17,6 +17,7 @@ from starlette.schemas import SchemaGenerator
 import pyfaas
 from pyfaas.api import errors
 from pyfaas.api.auth import TokenAuthMiddleware
+from pyfaas.api.console import CONSOLE_ROUTES, console_middleware
 from pyfaas.api.events import (
     invocation_status,
     list_dead_letters,
@@ -121,6 +122,7 @@ ROUTES = [
     Route("/v1/event-source-mappings/{uuid}", get_mapping, methods=["GET"]),
     Route("/v1/event-source-mappings/{uuid}", patch_mapping, methods=["PATCH"]),
     Route("/v1/event-source-mappings/{uuid}", delete_mapping, methods=["DELETE"]),
+    *CONSOLE_ROUTES,
 ]
 
 
@@ -131,6 +133,8 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app. The server puts an ApiServices on ``app.state.services``."""
     middleware = [Middleware(TokenAuthMiddleware, token=token)] if token else []
+    # The console's cookie session must reach the token check as a header: outermost.
+    middleware.insert(0, console_middleware(token_required=bool(token)))
     handlers: dict[Any, Any] = {
         PyfaasError: errors.pyfaas_error,
         HTTPException: errors.http_error,

@@ -16,7 +16,7 @@ from pyfaas.control import (
 )
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.urls import FunctionUrlService
-from pyfaas.metering import UsageService
+from pyfaas.metering import ActivityService, UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
 from pyfaas.sources import SourceService
@@ -36,6 +36,7 @@ class ApiServices:
     sources: SourceService
     usage: UsageService | None = None  # None: metering is off
     metrics: MetricsService | None = None
+    activity: ActivityService | None = None  # None: metering is off
 
 
 def services(request: Request) -> ApiServices:

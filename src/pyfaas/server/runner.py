@@ -28,7 +28,7 @@ from pyfaas.control.urls import FunctionUrlService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.events.schedules import Scheduler
 from pyfaas.executor import LocalExecutor
-from pyfaas.metering import PriceBook, UsageService, UsageWriter
+from pyfaas.metering import ActivityService, PriceBook, UsageService, UsageWriter
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
@@ -154,6 +154,7 @@ class Server:
             usage=None if usage is None else UsageService(store.usage, usage, prices),
             metrics=MetricsService(metrics, scaler, store.events, usage),
             sources=sources,
+            activity=None if usage is None else ActivityService(store.activity, usage),
         )
         await functions.start()
         if cfg.deploy_dir is not None:

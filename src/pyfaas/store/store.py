@@ -17,6 +17,7 @@ from pyfaas.model import (
     LogQuery,
     LogRecord,
 )
+from pyfaas.store.activity import ActivityStore
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.logs import LogStore
@@ -55,6 +56,7 @@ class Store:
         self.usage = UsageStore(engine, self._tx)
         self.logs = LogStore(engine, self._tx)
         self.sources = SourceMappingStore(engine, self._tx)
+        self.activity = ActivityStore(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
