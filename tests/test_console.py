@@ -8,17 +8,23 @@ holds the ones in the README), else to the test's temporary directory.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from conftest import ServerProcess, deploy, serving, unique, wait_for
+from pyfaas.metering.activity import quantile
+from pyfaas.store.activity import DURATION_BOUNDS_US, ActivityTotals
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -143,6 +149,24 @@ def test_the_overview_lists_every_function_with_its_activity_and_searches_and_so
     assert int(first.locator("td").nth(4).inner_text()) >= 3
     page.locator(f"tr[data-name='{busy}'] a").click()
     expect(page.locator("h1")).to_have_text(busy)
+
+
+def test_an_overview_of_many_functions_paints_the_first_rows_then_holds_them_all(
+    server: ServerProcess, api: httpx.Client, page: Page
+) -> None:
+    prefix = unique("many")
+    names = [f"{prefix}-{i:02d}" for i in range(65)]
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda n: deploy(api, n, GREETER).status_code, names))
+    assert codes == [201] * len(names)
+    total = len(api.get("/v1/functions").json()["functions"])
+    page.goto(f"{server.url}/console/")
+    expect(page.locator("#functions")).to_have_attribute("data-complete", "true")
+    expect(page.locator("#functions tbody tr")).to_have_count(total)
+    assert page.locator("#more-rows").count() == 0
+    page.fill("#search", names[-1])
+    expect(page.locator("#functions tbody tr:visible")).to_have_count(1)
+    expect(page.locator(f"tr[data-name='{names[-1]}']")).to_be_visible()
 
 
 def test_invoking_from_the_form_shows_the_result_its_report_the_new_log_line_and_the_chart(
@@ -331,10 +355,16 @@ def test_a_token_server_asks_for_the_token_and_keeps_it_in_an_httponly_cookie(
 
 def test_a_wrong_or_stale_cookie_is_no_session(guarded: ServerProcess) -> None:
     stale = {"Cookie": "pyfaas_console=old-token"}
-    page = httpx.get(f"{guarded.url}/console/", headers=stale)
+    page = httpx.get(f"{guarded.url}/console/", headers={**stale, "Accept": "text/html"})
     assert page.status_code == 303
     assert page.headers["location"] == "/console/login?next=/console/&expired=1"
     assert "pyfaas_console=" in page.headers["set-cookie"]  # cleared
+    # A script's request (not a page load) gets the API's 401, not a login page.
+    fragment = httpx.get(f"{guarded.url}/console/functions/x/charts", headers=stale)
+    assert fragment.status_code == 401 and fragment.json()["error"]["code"] == "unauthorized"
+    anonymous = httpx.get(f"{guarded.url}/console/async", headers={"Accept": "text/html"})
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/console/login?next=/console/async"
     data = httpx.get(f"{guarded.url}/console/api/v1/functions", headers=stale)
     assert data.status_code == 401 and data.json()["error"]["code"] == "unauthorized"
     good = {"Cookie": f"pyfaas_console={TOKEN}"}
@@ -397,3 +427,31 @@ def test_pages_forbid_inline_script_and_other_origins(server: ServerProcess) -> 
         .keys()
         .isdisjoint({"/console/", "/console/session"})
     )
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=900_000_000), min_size=1, max_size=200))
+def test_percentiles_from_the_histogram_land_in_the_bucket_of_the_true_value(
+    durations: list[int],
+) -> None:
+    totals = ActivityTotals(
+        function="f",
+        bucket=None,
+        invocations=len(durations),
+        errors=0,
+        cold_starts=0,
+        busy_us=sum(durations),
+        min_us=min(durations),
+        max_us=max(durations),
+        under=tuple(sum(d <= b for d in durations) for b in DURATION_BOUNDS_US),
+    )
+    ordered = sorted(durations)
+    for q in (0.5, 0.99):
+        estimate = quantile(q, totals)
+        assert estimate is not None
+        true = ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+        upper = next(b for b in DURATION_BOUNDS_US if true <= b)
+        lower = max([0, *(b for b in DURATION_BOUNDS_US if b < true)])
+        assert max(lower, ordered[0]) <= estimate <= min(upper, ordered[-1])
+    if len(set(durations)) == 1:
+        assert quantile(0.5, totals) == durations[0]

@@ -90,13 +90,22 @@ class ConsoleMiddleware:
             scope["raw_path"] = raw[len(API_PREFIX) :]
             await self.app(scope, receive, send)
             return
-        if not self.context.token_required or scope["method"] not in ("GET", "HEAD"):
+        if not self.context.token_required or not _navigation(scope):
+            # Scripts' requests (charts, logs) get the API's 401 and decide for themselves.
             await self.app(scope, receive, send)
             return
         if not has_header and token is None:
             await _to_login(path, expired=False)(scope, receive, send)
             return
         await self.app(scope, receive, _LoginOn401(send, path))
+
+
+def _navigation(scope: Scope) -> bool:
+    """A browser loading a page (GET, accepting HTML), not a script fetching data."""
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
+    return b"text/html" in accept
 
 
 def _cookie_token(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -278,6 +278,17 @@ document.addEventListener("DOMContentLoaded", () => {
   const search = document.getElementById("search");
   const functions = document.getElementById("functions");
   if (search && functions) searchable(search, functions);
+  const more = document.getElementById("more-rows");
+  if (functions && more) {
+    // The first rows paint alone; the others join the table right after that paint.
+    requestAnimationFrame(() => setTimeout(() => {
+      functions.tBodies[0].append(...more.content.querySelector("tbody").rows);
+      more.remove();
+      functions.dataset.complete = "true";
+    }, 0));
+  } else if (functions) {
+    functions.dataset.complete = "true";
+  }
   const fn = document.getElementById("function");
   if (fn) {
     invokeForm(fn.dataset.name);
