@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from conftest import ServerProcess, deploy, serving, unique, wait_for
+from conftest import ServerProcess, deploy, postgres_database, serving, unique, wait_for
 from pyfaas.metering.activity import quantile
 from pyfaas.store.activity import DURATION_BOUNDS_US, ActivityTotals
 
@@ -455,3 +456,38 @@ def test_percentiles_from_the_histogram_land_in_the_bucket_of_the_true_value(
         assert max(lower, ordered[0]) <= estimate <= min(upper, ordered[-1])
     if len(set(durations)) == 1:
         assert quantile(0.5, totals) == durations[0]
+
+
+@pytest.mark.postgres
+def test_activity_and_charts_on_postgresql_land_in_the_minute_the_calls_ran(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with (
+        postgres_database() as url,
+        serving(tmp_path_factory.mktemp("console-pg"), {"PYFAAS_DATABASE_URL": url}) as pg,
+        pg.client() as client,
+    ):
+        name = greeter(client)
+        before = time.time()
+        for _ in range(3):
+            invoke(client, name, {"name": "Ada", "sleep": 0.02})
+        after = time.time()
+        minutes = {time.strftime("%H:%M", time.gmtime(t)) for t in (before, after)}
+
+        overview = httpx.get(f"{pg.url}/console/").text
+        row = re.search(rf'<tr data-name="{name}".*?</tr>', overview, re.S)
+        assert row is not None
+        values = re.findall(r'data-value="([^"]*)"', row[0])
+        assert values[4] == "3"  # calls in the last hour
+        assert 20 <= float(values[6]) <= float(values[7]) < 200  # p50, p99 in ms
+
+        page = httpx.get(f"{pg.url}/console/functions/{name}").text
+        points = re.findall(
+            r'<circle class="point s-calls"[^>]*data-value="([^"]+)"><title>([^:]+:\d\d):', page
+        )
+        assert sum(float(v) for v, _ in points) == 3
+        assert {label for _, label in points} <= minutes
+        for span in ("24h", "7d"):
+            charts = httpx.get(f"{pg.url}/console/functions/{name}/charts?range={span}").text
+            day = re.findall(r'<circle class="point s-calls"[^>]*data-value="([^"]+)"', charts)
+            assert day == ["3"], span
