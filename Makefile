@@ -33,6 +33,10 @@ install: $(UV) bubblewrap
 
 install-test: $(UV) bubblewrap
 	$(UV) sync --frozen --extra test --extra otel --no-editable --reinstall-package pyfaas --quiet
+	@# The console's tests drive Debian's Chromium (Playwright cannot download a browser here).
+	@command -v chromium >/dev/null 2>&1 || { \
+		[ "$$(id -u)" = 0 ] || { echo "the console tests need Debian's chromium: run 'apt-get install chromium' as root" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # The peers that bench/ measures pyfaas against (Ray Serve, functions-framework, numpy).
 install-bench: $(UV) bubblewrap

@@ -23,6 +23,8 @@ from pyfaas.model import PyfaasError, ServiceUnavailable, TooManyRequests, Unaut
 from pyfaas.model.access import ADMIN, DEPLOY, INVOKE, READ
 
 _FN = "/v1/functions/{name}"
+# request.state key: the scopes an API token grants (absent: the server's token, or no token).
+GRANTED = "pyfaas_granted_scopes"
 _MAX_REMEMBERED = 4096
 # (path template, method) -> the scope a token needs; None: any valid token.
 ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
@@ -77,6 +79,18 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     (f"{_FN}/aliases/{{alias}}", "PATCH"): DEPLOY,
     (f"{_FN}/aliases/{{alias}}", "DELETE"): DEPLOY,
     ("/v1/isolation", "GET"): READ,
+    # The console: its pages read; logging in (POST /console/session) takes any valid token.
+    # /console, /console/login and /console/logout are served by the console's middleware
+    # without a token (they only redirect or show the login form).
+    ("/console/", "GET"): READ,
+    ("/console/functions/{name}", "GET"): READ,
+    ("/console/functions/{name}/charts", "GET"): READ,
+    ("/console/usage", "GET"): READ,
+    ("/console/async", "GET"): READ,
+    ("/console/session", "POST"): None,
+    ("/console", "GET"): None,
+    ("/console/login", "GET"): None,
+    ("/console/logout", "GET"): None,
 }
 
 
@@ -157,6 +171,8 @@ class AccessMiddleware:
         token = await services.tokens.authenticate(given, address)
         needed, function = self._needs(scope)
         authorize(token, needed, function)
+        # What the caller may do, for pages that hide what it may not (the console).
+        scope.setdefault("state", {})[GRANTED] = frozenset(token.granted)
 
     def _needs(self, scope: Scope) -> tuple[str | None, str | None]:
         """The scope the request's route needs and the function it names (None, None for

@@ -18,6 +18,7 @@ import pyfaas
 from pyfaas.api import errors
 from pyfaas.api.access import AccessMiddleware
 from pyfaas.api.code import get_code
+from pyfaas.api.console import CONSOLE_ROUTES, console_middleware
 from pyfaas.api.events import (
     invocation_status,
     list_dead_letters,
@@ -165,6 +166,7 @@ ROUTES = [
     Route("/v1/functions/{name}/aliases/{alias}", patch_alias, methods=["PATCH"]),
     Route("/v1/functions/{name}/aliases/{alias}", delete_alias, methods=["DELETE"]),
     Route("/v1/isolation", isolation_report, methods=["GET"]),
+    *CONSOLE_ROUTES,
 ]
 
 
@@ -189,6 +191,8 @@ def create_app(
             max_header_bytes=max_header_bytes,
         )
     ]
+    # The console's cookie session must reach the token check as a header: outermost.
+    middleware.insert(0, console_middleware(token_required=bool(token)))
     handlers: dict[Any, Any] = {
         PyfaasError: errors.pyfaas_error,
         HTTPException: errors.http_error,

@@ -20,7 +20,7 @@ from pyfaas.control.secrets import SecretService
 from pyfaas.control.urls import FunctionUrlService
 from pyfaas.control.versions import VersionService
 from pyfaas.executor.sandbox import Isolation
-from pyfaas.metering import UsageService
+from pyfaas.metering import ActivityService, UsageService
 from pyfaas.model import Limits, ServiceUnavailable
 from pyfaas.scaling import Scaler
 from pyfaas.sources import SourceService
@@ -44,6 +44,7 @@ class ApiServices:
     secrets: SecretService | None = None
     versions: VersionService | None = None
     isolation: Isolation | None = None  # what workers get on this machine (pyfaas doctor)
+    activity: ActivityService | None = None  # None: metering is off
 
 
 def services(request: Request) -> ApiServices:

@@ -31,6 +31,11 @@ class EventService:
         """``function``'s async events by status (queued, running, ..., dead)."""
         return await self._events.counts(function)
 
+    async def backlog(self) -> dict[str, tuple[int, float | None, int]]:
+        """Per function with any: (events not finished, the oldest one's enqueued_at, dead
+        events)."""
+        return await self._events.backlog()
+
     async def list_events(
         self, *, status: str | None = None, function: str | None = None, limit: int = 100
     ) -> list[AsyncEvent]:

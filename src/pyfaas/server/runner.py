@@ -32,7 +32,7 @@ from pyfaas.control.versions import VersionService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.events.schedules import Scheduler
 from pyfaas.executor import LocalExecutor
-from pyfaas.metering import PriceBook, UsageService, UsageWriter
+from pyfaas.metering import ActivityService, PriceBook, UsageService, UsageWriter
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
@@ -190,6 +190,7 @@ class Server:
             tokens=tokens,
             secrets=secrets,
             versions=versions,
+            activity=None if usage is None else ActivityService(store.activity, usage),
         )
         await functions.start()
         await versions.start()

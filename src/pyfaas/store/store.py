@@ -18,6 +18,7 @@ from pyfaas.model import (
     LogRecord,
 )
 from pyfaas.store.access import SecretStore, TokenStore
+from pyfaas.store.activity import ActivityStore
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.logs import LogStore
@@ -64,6 +65,7 @@ class Store:
         self.tokens = TokenStore(engine, self._tx)
         self.secrets = SecretStore(engine, self._tx)
         self.versions = VersionStore(engine, self._tx)
+        self.activity = ActivityStore(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
 
     async def close(self) -> None:
