@@ -704,6 +704,9 @@ def test_an_idle_worker_killed_from_outside_is_replaced_without_an_error(tmp_pat
         pid = body_of(await ex.invoke(fv, call({})))
         os.kill(pid, 9)  # the kernel's OOM killer, or an operator
         assert await gone(pid)
+        # The executor learns of the death from the closed channel, on its event loop; a
+        # call in the instant before that gets the one error a caller may see (issue 3).
+        await asyncio.sleep(0.2)
         started = time.monotonic()
         return pid, await ex.invoke(fv, call({})), time.monotonic() - started
 
