@@ -1,6 +1,6 @@
 """boto3 ``invoke`` of a no-op function next to pyfaas's native invoke, on one server.
 
-    .venv/bin/python bench/lambda_invoke.py [--requests 2000] [--seconds 5] [--concurrency 1,32]
+    .venv/bin/python bench/lambda_invoke.py [--requests 3000] [--seconds 5] [--concurrency 1,32]
 
 Measures, one after the other against the same server (SQLite, local workers, an access key
 configured, so every Lambda API call has its SigV4 signature verified):
@@ -19,20 +19,18 @@ boto3 invoke's p50 within 1.5x of the native endpoint's.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from invoke import machine
-from loadgen import Figures, build_request, latency, summarize, throughput
+from invoke import InvokeSettings, machine, parse_settings
+from loadgen import Figures, build_request, latency, sequential, throughput
 from servers import HOST, NOOP_HANDLER, ForeignLoad, PyfaasServer, wait_quiet
 
 KEY_ID, SECRET = "AKIAPYFAASBENCH00001", "bench-secret-key"
@@ -43,19 +41,11 @@ SIGNED = "lambda, signed"
 BOTO3 = "boto3 invoke"
 NATIVE_HTTPX = "native, httpx"
 GOAL_RATIO = 1.5
-WARMUP = 200
-
-
-@dataclass(frozen=True)
-class LambdaInvokeSettings:
-    requests: int = 2000
-    seconds: float = 5.0
-    concurrencies: tuple[int, ...] = (1, 32)
 
 
 @dataclass
 class LambdaInvokeReport:
-    settings: LambdaInvokeSettings
+    settings: InvokeSettings
     rows: dict[str, dict[int, Figures]] = field(default_factory=dict)
     foreign: dict[tuple[str, int], float] = field(default_factory=dict)
     busy_before: float = 0.0
@@ -87,37 +77,12 @@ def lambda_client(url: str) -> Any:
     )
 
 
-def boto3_latency(client: Any, n: int, warmup: int = WARMUP) -> Figures:
-    """``n`` sequential boto3 invokes (payload read, like any caller) after ``warmup``."""
-    samples: list[float] = []
-    start_all = 0.0
-    for i in range(warmup + n):
-        if i == warmup:
-            start_all = time.perf_counter()
-        t0 = time.perf_counter()
-        answer = client.invoke(FunctionName=FUNCTION, Payload=b"{}")
-        answer["Payload"].read()
-        if answer["StatusCode"] != 200 or "FunctionError" in answer:
-            raise RuntimeError(f"unexpected answer: {answer}")
-        if i >= warmup:
-            samples.append(time.perf_counter() - t0)
-    return summarize(samples, time.perf_counter() - start_all)
-
-
-def httpx_latency(url: str, n: int, warmup: int = WARMUP) -> Figures:
-    """``n`` sequential native invokes from httpx's blocking client (a Python caller's
-    cost, to set beside boto3's) after ``warmup``."""
-    samples: list[float] = []
-    start_all = 0.0
-    with httpx.Client(base_url=url) as client:
-        for i in range(warmup + n):
-            if i == warmup:
-                start_all = time.perf_counter()
-            t0 = time.perf_counter()
-            client.post(f"/v1/functions/{FUNCTION}/invoke", content=b"{}").raise_for_status()
-            if i >= warmup:
-                samples.append(time.perf_counter() - t0)
-    return summarize(samples, time.perf_counter() - start_all)
+def boto3_invoke(client: Any) -> None:
+    """One boto3 invoke, its payload read (as any caller does)."""
+    answer = client.invoke(FunctionName=FUNCTION, Payload=b"{}")
+    answer["Payload"].read()
+    if answer["StatusCode"] != 200 or "FunctionError" in answer:
+        raise RuntimeError(f"unexpected answer: {answer}")
 
 
 def _measure(
@@ -135,7 +100,7 @@ def _measure(
         report.foreign[name, c] = others.fraction
 
 
-def run(settings: LambdaInvokeSettings) -> LambdaInvokeReport:
+def run(settings: InvokeSettings) -> LambdaInvokeReport:
     """One server, the three ways of calling it, one after the other."""
     report = LambdaInvokeReport(settings)
     print("  waiting for a quiet machine ...", file=sys.stderr, flush=True)
@@ -151,11 +116,15 @@ def run(settings: LambdaInvokeSettings) -> LambdaInvokeReport:
         print(f"  {BOTO3} ...", file=sys.stderr, flush=True)
         client = lambda_client(server.url)
         with ForeignLoad() as others:
-            report.rows[BOTO3] = {1: boto3_latency(client, settings.requests)}
+            report.rows[BOTO3] = {1: sequential(lambda: boto3_invoke(client), settings.requests)}
         report.foreign[BOTO3, 1] = others.fraction
         print(f"  {NATIVE_HTTPX} ...", file=sys.stderr, flush=True)
-        with ForeignLoad() as others:
-            report.rows[NATIVE_HTTPX] = {1: httpx_latency(server.url, settings.requests)}
+        path = f"/v1/functions/{FUNCTION}/invoke"
+        with ForeignLoad() as others, httpx.Client(base_url=server.url) as native:
+            figures = sequential(
+                lambda: native.post(path, content=b"{}").raise_for_status(), settings.requests
+            )
+        report.rows[NATIVE_HTTPX] = {1: figures}
         report.foreign[NATIVE_HTTPX, 1] = others.fraction
     return report
 
@@ -200,20 +169,11 @@ def table(report: LambdaInvokeReport) -> Iterator[str]:
         yield f"- **the machine was {report.busy_before:.0%} busy with other work at the start**"
 
 
-def parse_settings(argv: list[str] | None = None) -> LambdaInvokeSettings:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="samples at concurrency 1")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration at each other c")
-    parser.add_argument("--concurrency", default="1,32", help="comma-separated levels")
-    args = parser.parse_args(argv)
-    levels = tuple(int(c) for c in args.concurrency.split(","))
-    if 1 not in levels:
-        levels = (1, *levels)  # boto3 is measured at c=1 only; keep its reference
-    return LambdaInvokeSettings(args.requests, args.seconds, levels)
-
-
 def main() -> None:
-    report = run(parse_settings())
+    settings = parse_settings(doc=__doc__)
+    if 1 not in settings.concurrencies:  # boto3 is measured at c=1 only: keep its reference
+        settings = replace(settings, concurrencies=(1, *settings.concurrencies))
+    report = run(settings)
     print()
     print("\n".join(table(report)))
 
