@@ -178,8 +178,9 @@ def table(report: InvokeReport) -> Iterator[str]:
         yield f"- pyfaas {key}: {value:,.1f}".removesuffix(".0")
 
 
-def parse_settings(argv: list[str] | None = None) -> InvokeSettings:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def parse_settings(argv: list[str] | None = None, doc: str | None = __doc__) -> InvokeSettings:
+    """--requests, --seconds, --concurrency; ``doc``'s first line describes the script."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="samples at concurrency 1")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration at each other c")
     parser.add_argument("--concurrency", default="1,32,128", help="comma-separated levels")

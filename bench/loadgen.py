@@ -10,6 +10,7 @@ import asyncio
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvloop
@@ -80,12 +81,8 @@ def latency(
 ) -> Figures:
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    samples: list[float] = []
-    start_all = 0.0
-    for i in range(warmup + n):
-        if i == warmup:
-            start_all = time.perf_counter()
-        t0 = time.perf_counter()
+
+    def one_call() -> None:
         sock.sendall(request)
         buf = b""
         while not _response_complete(buf):
@@ -95,11 +92,26 @@ def latency(
             buf += chunk
         if not buf.startswith(expect):
             raise RuntimeError(f"unexpected answer: {buf[:200]!r}")
+
+    try:
+        return sequential(one_call, n, warmup)
+    finally:
+        sock.close()
+
+
+def sequential(call: Callable[[], object], n: int, warmup: int = 200) -> Figures:
+    """Latency of ``n`` calls of ``call`` one after the other, after ``warmup`` unmeasured
+    ones (any client: a raw socket, httpx, boto3)."""
+    samples: list[float] = []
+    start_all = 0.0
+    for i in range(warmup + n):
+        if i == warmup:
+            start_all = time.perf_counter()
+        t0 = time.perf_counter()
+        call()
         if i >= warmup:
             samples.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - start_all
-    sock.close()
-    return summarize(samples, elapsed)
+    return summarize(samples, time.perf_counter() - start_all)
 
 
 def throughput(

@@ -27,7 +27,7 @@ from botocore.parsers import create_parser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import BIN, ServerProcess, run_cli, serving, unique, wait_for
+from conftest import BIN, ServerProcess, post_many, run_cli, serving, unique, wait_for
 from pyfaas.api.lambda_api.errors import lambda_error_response
 from pyfaas.model import ConfigurationError, ServiceUnavailable
 from pyfaas.server.config import ServerConfig
@@ -436,6 +436,310 @@ def test_list_functions_pages_through_120_functions(lam: Any) -> None:
             lam.delete_function(FunctionName=name)
 
 
+# --- versions and aliases ------------------------------------------------------------------
+
+
+def versioned(lam: Any, name: str, **extra: Any) -> None:
+    """``name`` with version 1 (answers v1) and version 2 (answers v2); $LATEST is v2."""
+    create(lam, name, **extra)
+    lam.publish_version(FunctionName=name)
+    lam.update_function_code(
+        FunctionName=name, ZipFile=zip_of({"handler.py": HANDLER.replace("'v1'", "'v2'")})
+    )
+    lam.publish_version(FunctionName=name)
+
+
+def ran(answer: dict[str, Any]) -> tuple[str, str]:
+    """(the code's marker, X-Amz-Executed-Version) of an invoke's answer."""
+    return json.loads(answer["Payload"].read())["version"], answer["ExecutedVersion"]
+
+
+def test_publish_list_versions_and_invoke_each_by_qualifier(lam: Any, tmp_path: Path) -> None:
+    name = unique("ver")
+    out = tmp_path / "events.jsonl"
+    create(lam, name, Environment={"Variables": {"OUT": str(out)}}, Description="the function")
+    first = lam.publish_version(FunctionName=name, Description="first")
+    assert first["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert (first["Version"], first["Description"]) == ("1", "first")
+    assert first["FunctionArn"] == f"arn:aws:lambda:us-east-1:000000000000:function:{name}:1"
+    # Nothing changed: the newest version again, as Lambda does.
+    assert lam.publish_version(FunctionName=name)["Version"] == "1"
+
+    v2 = HANDLER.replace("'v1'", "'v2'")
+    latest = lam.update_function_code(FunctionName=name, ZipFile=zip_of({"handler.py": v2}))
+    with pytest.raises(ClientError) as stale_code:
+        lam.publish_version(FunctionName=name, CodeSha256=first["CodeSha256"])
+    assert error_of(stale_code)[:2] == ("InvalidParameterValueException", 400)
+    with pytest.raises(ClientError) as stale_revision:
+        lam.publish_version(FunctionName=name, RevisionId=first["RevisionId"])
+    assert error_of(stale_revision)[:2] == ("PreconditionFailedException", 412)
+    second = lam.publish_version(
+        FunctionName=name, CodeSha256=latest["CodeSha256"], RevisionId=latest["RevisionId"]
+    )
+    assert (second["Version"], second["Description"]) == ("2", "the function")
+    third = lam.update_function_code(
+        FunctionName=name, ZipFile=zip_of({"handler.py": HANDLER.replace("'v1'", "'v3'")}),
+        Publish=True,
+    )  # fmt: skip
+    assert third["Version"] == "3" and third["FunctionArn"].endswith(f"{name}:3")
+
+    listed = lam.list_versions_by_function(FunctionName=name)["Versions"]
+    assert [v["Version"] for v in listed] == ["$LATEST", "1", "2", "3"]
+    assert listed[1]["Description"] == "first" and listed[0]["FunctionArn"].endswith(name)
+    pages = list(
+        lam.get_paginator("list_versions_by_function").paginate(
+            FunctionName=name, PaginationConfig={"PageSize": 3}
+        )
+    )
+    assert [[v["Version"] for v in p["Versions"]] for p in pages] == [["$LATEST", "1", "2"], ["3"]]
+    after = lam.list_versions_by_function(FunctionName=name, Marker="1", MaxItems=1)
+    assert [v["Version"] for v in after["Versions"]] == ["2"] and after["NextMarker"] == "2"
+
+    # Each version runs its own code; the ARN the handler sees names the qualifier.
+    answer = lam.invoke(FunctionName=name, Qualifier="1", LogType="Tail")
+    body = json.loads(answer["Payload"].read())
+    assert (body["version"], answer["ExecutedVersion"]) == ("v1", "1")
+    assert body["arn"].endswith(f"function:{name}:1")
+    assert "Version: 1" in base64.b64decode(answer["LogResult"]).decode()
+    assert ran(lam.invoke(FunctionName=f"{name}:2")) == ("v2", "2")
+    assert ran(lam.invoke(FunctionName=f"{name}:$LATEST")) == ("v3", "$LATEST")
+    assert ran(lam.invoke(FunctionName=name)) == ("v3", "$LATEST")
+    assert lam.invoke(FunctionName=name, Qualifier="2", InvocationType="DryRun")[
+        "StatusCode"] == 204  # fmt: skip
+    lam.invoke(FunctionName=name, Qualifier="1", InvocationType="Event", Payload=b'{"at": 1}')
+    wait_for(lambda: {"at": 1} in lines(out), what="the async event to version 1")
+
+    config = lam.get_function_configuration(FunctionName=name, Qualifier="1")
+    assert (config["Version"], config["Description"]) == ("1", "first")
+    assert config["CodeSha256"] == first["CodeSha256"] != latest["CodeSha256"]
+    got = lam.get_function(FunctionName=f"{name}:2")["Configuration"]
+    assert got["Version"] == "2" and got["FunctionArn"].endswith(f"{name}:2")
+    lam.delete_function(FunctionName=name)
+
+
+def test_create_function_with_publish_answers_version_1(lam: Any) -> None:
+    name = unique("pub")
+    made = create(lam, name, Publish=True)
+    assert (made["Version"], made["FunctionArn"].rsplit(":", 1)[1]) == ("1", "1")
+    assert ran(lam.invoke(FunctionName=name, Qualifier="1")) == ("v1", "1")
+    lam.delete_function(FunctionName=name)
+
+
+def presigned(server: ServerProcess, path: str, body: bytes) -> dict[str, str]:
+    """SigV4 headers for POSTing ``body`` to ``path`` as conftest.post_many sends it (its
+    Host header has no port); valid for any number of sends within 15 minutes."""
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(
+        method="POST", url=f"{server.url}{path}", data=body, headers={"Host": "127.0.0.1"}
+    )
+    SigV4Auth(Credentials(KEY_ID, SECRET), "lambda", "us-east-1").add_auth(request)
+    return {k: v for k, v in request.headers.items() if k.lower() != "host"}
+
+
+def test_a_ten_percent_canary_alias_sends_about_a_tenth_of_the_calls(
+    lambda_server: ServerProcess, lam: Any
+) -> None:
+    name = unique("canary")
+    versioned(lam, name)
+    alias = lam.create_alias(
+        FunctionName=name, Name="live", FunctionVersion="1", Description="production",
+        RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}},
+    )  # fmt: skip
+    assert alias["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert alias["AliasArn"] == f"arn:aws:lambda:us-east-1:000000000000:function:{name}:live"
+    assert alias["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.1}}
+    got = lam.get_alias(FunctionName=name, Name="live")
+    assert (got["FunctionVersion"], got["Description"]) == ("1", "production")
+    assert got["RevisionId"] == alias["RevisionId"]
+
+    path = f"/2015-03-31/functions/{name}:live/invocations"
+    answers = post_many(
+        lambda_server.url, path, [b"{}"] * 1000, presigned(lambda_server, path, b"{}"), 4
+    )
+    assert {status for status, _ in answers} == {200}
+    canary = sum(json.loads(body)["version"] == "v2" for _, body in answers)
+    assert 60 <= canary <= 140, f"{canary} of 1000 calls ran the 10% canary"
+    seen = {ran(lam.invoke(FunctionName=name, Qualifier="live")) for _ in range(40)}
+    assert seen <= {("v1", "1"), ("v2", "2")} and ("v1", "1") in seen
+
+    # Promote: version 2 takes everything; the canary ends.
+    with pytest.raises(ClientError) as stale:
+        lam.update_alias(FunctionName=name, Name="live", FunctionVersion="2",
+                         RevisionId="00000000-0000-0000-0000-000000000000")  # fmt: skip
+    assert error_of(stale)[:2] == ("PreconditionFailedException", 412)
+    promoted = lam.update_alias(
+        FunctionName=name, Name="live", FunctionVersion="2", RevisionId=got["RevisionId"],
+        RoutingConfig={"AdditionalVersionWeights": {}},
+    )  # fmt: skip
+    assert promoted["FunctionVersion"] == "2" and "RoutingConfig" not in promoted
+    assert promoted["Description"] == "production"
+    assert {ran(lam.invoke(FunctionName=name, Qualifier="live")) for _ in range(20)} == {
+        ("v2", "2")}  # fmt: skip
+    config = lam.get_function_configuration(FunctionName=name, Qualifier="live")
+    assert config["Version"] == "2" and config["FunctionArn"].endswith(f"{name}:live")
+
+    lam.create_alias(FunctionName=name, Name="old", FunctionVersion="1")
+    listed = lam.list_aliases(FunctionName=name)["Aliases"]
+    assert [a["Name"] for a in listed] == ["live", "old"]
+    assert [a["Name"] for a in lam.list_aliases(FunctionName=name, FunctionVersion="1")[
+        "Aliases"]] == ["old"]  # fmt: skip
+    page = lam.list_aliases(FunctionName=name, MaxItems=1)
+    assert [a["Name"] for a in page["Aliases"]] == ["live"] and page["NextMarker"] == "live"
+    assert [a["Name"] for a in lam.list_aliases(FunctionName=name, Marker="live")[
+        "Aliases"]] == ["old"]  # fmt: skip
+    lam.delete_alias(FunctionName=name, Name="old")
+    assert [a["Name"] for a in lam.list_aliases(FunctionName=name)["Aliases"]] == ["live"]
+    lam.delete_function(FunctionName=name)
+
+
+def test_an_alias_has_its_own_url_and_provisioned_workers(lam: Any, native: httpx.Client) -> None:
+    name = unique("aliasurl")
+    versioned(lam, name)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+
+    made = lam.create_function_url_config(FunctionName=name, Qualifier="live", AuthType="NONE")
+    assert made["FunctionUrl"].endswith(f"/fn/{name}/live/")
+    assert made["FunctionArn"].endswith(f"function:{name}:live")
+    assert httpx.get(made["FunctionUrl"]).json()["version"] == "v1"
+    plain = lam.create_function_url_config(FunctionName=name, AuthType="NONE")
+    assert httpx.get(plain["FunctionUrl"]).json()["version"] == "v2"
+    urls = lam.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]
+    assert [u["FunctionUrl"] for u in urls] == [plain["FunctionUrl"], made["FunctionUrl"]]
+    assert lam.get_function_url_config(FunctionName=name, Qualifier="live")[
+        "FunctionUrl"] == made["FunctionUrl"]  # fmt: skip
+    lam.delete_function_url_config(FunctionName=name, Qualifier="live")
+    # Gone: the same address is now a path ("/live/") of the function's own URL.
+    after = httpx.get(made["FunctionUrl"]).json()
+    assert (after["version"], after["event"]["rawPath"]) == ("v2", "/live/")
+
+    with pytest.raises(ClientError) as none_yet:
+        lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    assert error_of(none_yet)[:2] == ("ProvisionedConcurrencyConfigNotFoundException", 404)
+    put = lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=2
+    )
+    assert (put["Status"], put["RequestedProvisionedConcurrentExecutions"]) == ("READY", 2)
+    assert native.get(f"/v1/functions/{name}/aliases/live").json()[
+        "provisioned_concurrency"] == 2  # fmt: skip
+    got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    assert got["AllocatedProvisionedConcurrentExecutions"] == 2
+    listed = lam.list_provisioned_concurrency_configs(FunctionName=name)
+    assert [c["FunctionArn"].rsplit(":", 1)[1] for c in
+            listed["ProvisionedConcurrencyConfigs"]] == ["live"]  # fmt: skip
+    with pytest.raises(ClientError) as on_version:
+        lam.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+        )
+    code, status, message = error_of(on_version)
+    assert (code, status) == ("InvalidParameterValueException", 400) and "alias" in message
+    with pytest.raises(ClientError) as no_alias:
+        lam.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="nope", ProvisionedConcurrentExecutions=1
+        )
+    assert error_of(no_alias)[:2] == ("ResourceNotFoundException", 404)
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    assert native.get(f"/v1/functions/{name}/aliases/live").json()[
+        "provisioned_concurrency"] == 0  # fmt: skip
+    with pytest.raises(ClientError) as gone:
+        lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    assert error_of(gone)[:2] == ("ProvisionedConcurrencyConfigNotFoundException", 404)
+    lam.delete_function(FunctionName=name)
+
+
+def test_version_and_alias_mistakes_get_lambdas_exceptions_and_change_nothing(
+    lambda_server: ServerProcess, lam: Any
+) -> None:
+    name = unique("vererr")
+    versioned(lam, name)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+
+    def code_of(call: Any, **kwargs: Any) -> tuple[str, int, str]:
+        with pytest.raises(ClientError) as exc:
+            call(**kwargs)
+        return error_of(exc)
+
+    def alias(**kwargs: Any) -> tuple[str, int, str]:
+        return code_of(lam.create_alias, FunctionName=name, **kwargs)
+
+    assert alias(Name="live", FunctionVersion="2")[:2] == ("ResourceConflictException", 409)
+    assert alias(Name="x", FunctionVersion="9")[:2] == ("ResourceNotFoundException", 404)
+    code, status, message = alias(Name="x", FunctionVersion="$LATEST")
+    assert (code, status) == ("InvalidParameterValueException", 400)
+    assert "FunctionVersion" in message and "publish" in message
+    assert alias(Name="123", FunctionVersion="1")[:2] == ("InvalidParameterValueException", 400)
+    for weights in ({"2": 1.5}, {"2": 0.1, "3": 0.1}, {"1": 0.5}, {"2": 0}):
+        code, status, message = alias(
+            Name="x", FunctionVersion="1", RoutingConfig={"AdditionalVersionWeights": weights}
+        )
+        assert (code, status) == ("InvalidParameterValueException", 400), weights
+    three = {"AdditionalVersionWeights": {"2": 3}}
+    assert "RoutingConfig.AdditionalVersionWeights" in alias(
+        Name="x", FunctionVersion="1", RoutingConfig=three)[2]  # fmt: skip
+    assert alias(Name="x", FunctionVersion="1",
+                 RoutingConfig={"AdditionalVersionWeights": {"9": 0.1}})[1] == 404  # fmt: skip
+    assert code_of(lam.update_alias, FunctionName=name, Name="live",
+                   RoutingConfig={"AdditionalVersionWeights": {"2": 2.0}})[1] == 400  # fmt: skip
+    assert code_of(lam.get_alias, FunctionName=name, Name="nope")[:2] == (
+        "ResourceNotFoundException", 404)  # fmt: skip
+    assert code_of(lam.update_alias, FunctionName=name, Name="nope", FunctionVersion="1")[1] == 404
+    assert code_of(lam.delete_alias, FunctionName=name, Name="nope")[1] == 404
+    assert code_of(lam.list_aliases, FunctionName="no-such-function")[1] == 404
+    assert code_of(lam.publish_version, FunctionName="no-such-function")[1] == 404
+    # Nothing was half-written by the refusals.
+    aliases = lam.list_aliases(FunctionName=name)["Aliases"]
+    assert [(a["Name"], a["FunctionVersion"], a.get("RoutingConfig")) for a in aliases] == [
+        ("live", "1", None)]  # fmt: skip
+
+    # Deleting versions: not one an alias points to, not $LATEST, not by an alias name.
+    code, status, message = code_of(lam.delete_function, FunctionName=name, Qualifier="1")
+    assert (code, status) == ("ResourceConflictException", 409) and "live" in message
+    assert code_of(lam.delete_function, FunctionName=name, Qualifier="$LATEST")[:2] == (
+        "InvalidParameterValueException", 400)  # fmt: skip
+    assert "DeleteAlias" in code_of(lam.delete_function, FunctionName=name, Qualifier="live")[2]
+    assert code_of(lam.delete_function, FunctionName=name, Qualifier="7")[1] == 404
+    lam.delete_function(FunctionName=name, Qualifier="2")
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)[
+        "Versions"]] == ["$LATEST", "1"]  # fmt: skip
+    assert code_of(lam.invoke, FunctionName=name, Qualifier="2")[:2] == (
+        "ResourceNotFoundException", 404)  # fmt: skip
+    assert code_of(lam.invoke, FunctionName=name, Qualifier="nope")[1] == 404
+    assert code_of(lam.invoke, FunctionName=name, Qualifier="bad!")[:2] == (
+        "InvalidParameterValueException", 400)  # fmt: skip
+    assert code_of(lam.get_function, FunctionName=name, Qualifier="2")[1] == 404
+    code, _, message = code_of(
+        lam.put_function_event_invoke_config, FunctionName=name, Qualifier="live",
+        MaximumRetryAttempts=1,
+    )  # fmt: skip
+    assert code == "InvalidParameterValueException" and "whole" in message
+
+    # What boto3 would not send.
+    fn = f"/2015-03-31/functions/{name}"
+
+    def refused(method: str, path: str, body: bytes = b"") -> tuple[int, str, str]:
+        response = signed(lambda_server, method, path, body)
+        return response.status_code, response.headers["x-amzn-ErrorType"], response.json()[
+            "pyfaasCode"]  # fmt: skip
+
+    assert refused("POST", f"{fn}:1/invocations?Qualifier=2", b"{}") == (
+        400, "InvalidParameterValueException", "invalid_qualifier")  # fmt: skip
+    assert refused("GET", f"{fn}/versions?Marker=someday")[2] == "invalid_marker"
+    assert refused("POST", f"{fn}/aliases", b'{"FunctionVersion": "1"}')[2] == (
+        "invalid_alias_name")  # fmt: skip
+    assert refused("POST", f"{fn}/aliases", b'{"Name": "y", "FunctionVersion": "1", "Z": 1}')[
+        2] == "unsupported_field"  # fmt: skip
+    for routing in (b"[1]", b'{"AdditionalVersionWeights": []}',
+                    b'{"AdditionalVersionWeights": {"2": "lots"}}'):  # fmt: skip
+        body = b'{"RoutingConfig": ' + routing + b"}"
+        assert refused("PUT", f"{fn}/aliases/live", body) == (
+            400, "InvalidParameterValueException", "invalid_routing"), routing  # fmt: skip
+    assert refused("PUT", f"{fn}/code", b'{"ZipFile": "UEs=", "Publish": "yes"}')[0] == 400
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)[
+        "Versions"]] == ["$LATEST", "1"]  # fmt: skip
+    lam.delete_function(FunctionName=name)
+
+
 # --- errors --------------------------------------------------------------------------------
 
 
@@ -469,11 +773,12 @@ def test_each_error_has_lambdas_exception_name(lam: Any) -> None:
         "RequestTooLargeException", 413)  # fmt: skip
     assert code_of(lam.invoke, FunctionName=name, ClientContext="bm90IGpzb24=")[:2] == (
         "InvalidRequestContentException", 400)  # fmt: skip
-    code, status, message = code_of(lam.publish_version, FunctionName=name)
+    code, status, message = code_of(
+        lam.add_permission, FunctionName=name, StatementId="s1", Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+    )  # fmt: skip
     assert (code, status) == ("UnsupportedOperationException", 400)
-    assert "PublishVersion" in message
-    assert "CreateAlias" in code_of(
-        lam.create_alias, FunctionName=name, Name="live", FunctionVersion="1")[2]  # fmt: skip
+    assert "AddPermission" in message
     assert "ListLayers" in code_of(lam.list_layers)[2]
     code, _, message = code_of(
         lam.create_function, FunctionName=unique("s3"), Runtime="python3.11", Role=ROLE,
@@ -701,18 +1006,24 @@ def aws(server: ServerProcess, tmp: Path, *args: str) -> subprocess.CompletedPro
     )  # fmt: skip
 
 
-def test_aws_cli_creates_lists_invokes_and_deletes(
-    lambda_server: ServerProcess, tmp_path: Path
-) -> None:
-    name = unique("cli")
-    bundle = tmp_path / "code.zip"
+def aws_create(server: ServerProcess, tmp: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """``aws lambda create-function`` of HANDLER, checked."""
+    bundle = tmp / "code.zip"
     bundle.write_bytes(zip_of({"handler.py": HANDLER}))
     made = aws(
-        lambda_server, tmp_path, "create-function", "--function-name", name,
+        server, tmp, "create-function", "--function-name", name,
         "--runtime", "python3.12", "--role", ROLE, "--handler", "handler.handler",
         "--zip-file", f"fileb://{bundle}",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
+    return made
+
+
+def test_aws_cli_creates_lists_invokes_and_deletes(
+    lambda_server: ServerProcess, tmp_path: Path
+) -> None:
+    name = unique("cli")
+    made = aws_create(lambda_server, tmp_path, name)
     assert json.loads(made.stdout)["State"] == "Active"
     listed = aws(lambda_server, tmp_path, "list-functions")
     assert name in [f["FunctionName"] for f in json.loads(listed.stdout)["Functions"]]
@@ -728,6 +1039,42 @@ def test_aws_cli_creates_lists_invokes_and_deletes(
     missing = aws(lambda_server, tmp_path, "get-function", "--function-name", name)
     assert missing.returncode != 0
     assert "ResourceNotFoundException" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_aws_cli_publishes_a_version_and_invokes_it_through_an_alias(
+    lambda_server: ServerProcess, tmp_path: Path
+) -> None:
+    name = unique("clipub")
+    aws_create(lambda_server, tmp_path, name)
+    published = aws(
+        lambda_server, tmp_path, "publish-version", "--function-name", name,
+        "--description", "from the cli",
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout)["Version"] == "1"
+    alias = aws(
+        lambda_server, tmp_path, "create-alias", "--function-name", name, "--name", "live",
+        "--function-version", "1",
+    )  # fmt: skip
+    assert alias.returncode == 0, alias.stderr
+    result = tmp_path / "out.json"
+    invoked = aws(
+        lambda_server, tmp_path, "invoke", "--function-name", name, "--qualifier", "live",
+        str(result),
+    )  # fmt: skip
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout)["ExecutedVersion"] == "1"
+    assert json.loads(result.read_text())["arn"].endswith(f"{name}:live")
+    listed = aws(lambda_server, tmp_path, "list-versions-by-function", "--function-name", name)
+    assert [v["Version"] for v in json.loads(listed.stdout)["Versions"]] == ["$LATEST", "1"]
+    refused = aws(lambda_server, tmp_path, "delete-function", "--function-name", name,
+                  "--qualifier", "1")  # fmt: skip
+    assert refused.returncode != 0
+    assert "ResourceConflictException" in refused.stderr and "Traceback" not in refused.stderr
+    missing = aws(lambda_server, tmp_path, "publish-version", "--function-name", name + "-x")
+    assert missing.returncode != 0
+    assert "ResourceNotFoundException" in missing.stderr and "Traceback" not in missing.stderr
+    assert aws(lambda_server, tmp_path, "delete-function", "--function-name", name).returncode == 0
 
 
 # --- code written for AWS Lambda ------------------------------------------------------------

@@ -139,6 +139,11 @@ class FunctionUrlService:
                 return config
         raise _no_url(name)
 
+    async def list_configs(self, name: str) -> list[FunctionUrlConfig]:
+        """Every URL of ``name``, the unqualified one first. Raises FunctionNotFound."""
+        await self._functions.get(name)
+        return await self._store.list_for(name)
+
     async def update(self, name: str, fields: dict[str, Any]) -> FunctionUrlConfig:
         """Change auth_type and/or cors (``cors: null`` removes CORS); the rest stays.
 

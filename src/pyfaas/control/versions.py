@@ -129,7 +129,7 @@ class VersionService:
             published = await self._store.get_version(name, number)
             provisioned = sum(a.provisioned_for(number) for a in known.aliases.values())
             fv = known.versions[number] = replace(
-                self._functions.version_of(_as_record(published)),
+                self._functions.version_of(published.as_record()),
                 # The function's reservation holds for all its versions together.
                 reserved_concurrency=known.latest.reserved_concurrency,
                 provisioned_concurrency=provisioned,
@@ -189,6 +189,12 @@ class VersionService:
         invalid_description, invalid_concurrency, unknown_field)."""
         check_alias_name(alias_name)
         return await self._write_alias(name, build_alias(name, alias_name, fields, None), None)
+
+    async def create_alias(self, name: str, alias_name: str, fields: dict[str, Any]) -> Alias:
+        """Create the alias (as :meth:`put_alias`), refusing to replace one. Raises as
+        :meth:`put_alias`, and Conflict (alias_exists)."""
+        check_alias_name(alias_name)
+        return await self._write_alias(name, build_alias(name, alias_name, fields, None), True)
 
     async def patch_alias(self, name: str, alias_name: str, fields: dict[str, Any]) -> Alias:
         """Change some fields of an existing alias (``additional_version_weights: {}`` ends
@@ -266,18 +272,6 @@ class VersionService:
             await self._store.get_version(name, target)
         else:
             await self._store.get_alias(name, target)
-
-
-def _as_record(published: PublishedVersion) -> FunctionRecord:
-    return FunctionRecord(
-        config=published.config,
-        code_sha256=published.code_sha256,
-        code_size=published.code_size,
-        layer_sha256=published.layer_sha256,
-        version=str(published.version),
-        created_at=published.created_at,
-        updated_at=published.created_at,
-    )
 
 
 def _same(version: PublishedVersion, record: FunctionRecord) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyfaas.model.errors import Conflict, InvalidRequest, NotFound
-from pyfaas.model.function import LATEST, FunctionConfig
+from pyfaas.model.function import LATEST, FunctionConfig, FunctionRecord
 
 # Lambda's alias name pattern: letters, digits, '-', '_', and not all digits (a version).
 ALIAS_PATTERN = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$")
@@ -54,6 +54,14 @@ def version_in_use(function: str, version: int, aliases: list[str]) -> Conflict:
     )
 
 
+def alias_exists(function: str, alias: str) -> Conflict:
+    return Conflict(
+        f"function {function!r} already has an alias {alias!r}; update it instead, or "
+        "delete it first",
+        code="alias_exists",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PublishedVersion:
     """An immutable snapshot of a function: its code and configuration when published."""
@@ -79,6 +87,18 @@ class PublishedVersion:
             created_at=self.created_at,
         )
         return out
+
+    def as_record(self) -> FunctionRecord:
+        """The version as a function record: what runs it, and what describes it."""
+        return FunctionRecord(
+            config=self.config,
+            code_sha256=self.code_sha256,
+            code_size=self.code_size,
+            layer_sha256=self.layer_sha256,
+            version=str(self.version),
+            created_at=self.created_at,
+            updated_at=self.created_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

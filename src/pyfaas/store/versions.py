@@ -14,6 +14,7 @@ from pyfaas.model.versions import (
     AliasNotFound,
     PublishedVersion,
     VersionNotFound,
+    alias_exists,
     version_in_use,
 )
 from pyfaas.store.engine import Transactions
@@ -153,6 +154,8 @@ class VersionStore:
                     if create is False:
                         raise AliasNotFound(alias.function, alias.name)
                     await conn.execute(function_aliases.insert(), row)
+                elif create is True:
+                    raise alias_exists(alias.function, alias.name)
                 else:
                     row["created_at"] = found._mapping["created_at"]
                     changes = {k: v for k, v in row.items() if k not in ("function", "name")}

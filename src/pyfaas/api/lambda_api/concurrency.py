@@ -16,7 +16,8 @@ from pyfaas.api.lambda_api.naming import (
 from pyfaas.api.lambda_api.operation import LambdaCall
 from pyfaas.api.responses import JSONResponse
 from pyfaas.control.functions import DeployOutcome
-from pyfaas.model import FunctionConfig, FunctionNotFound, FunctionRecord
+from pyfaas.model import LATEST, FunctionConfig, FunctionNotFound, FunctionRecord
+from pyfaas.model.versions import check_qualifier
 
 _DEFAULTS = FunctionConfig(name="defaults")
 _ASYNC_DEFAULTS: dict[str, Any] = {
@@ -66,33 +67,53 @@ async def delete_function_concurrency(call: LambdaCall) -> Response:
     return Response(status_code=204)
 
 
-# --- provisioned concurrency (on $LATEST: pyfaas has no published versions yet) -------------
+# --- provisioned concurrency: of $LATEST (a function setting) or of an alias ---------------
 
 
-def _provisioned_target(call: LambdaCall) -> str:
+def _provisioned_target(call: LambdaCall) -> tuple[str, str | None]:
+    """(function, alias): the alias is None for $LATEST. Raises
+    InvalidParameterValueException for no qualifier or a version number."""
     qualifier = call.query("Qualifier")
     if qualifier is None:
         raise invalid_parameter(
-            "Qualifier is required: $LATEST (pyfaas has no published versions or aliases yet)",
-            code="invalid_qualifier",
+            "Qualifier is required: an alias, or $LATEST", code="invalid_qualifier"
         )
-    return call.function().latest(qualifier)
+    ref = call.function()
+    if qualifier == LATEST:
+        return ref.latest(qualifier), None
+    if isinstance(check_qualifier(qualifier), int):
+        raise invalid_parameter(
+            f"Qualifier {qualifier!r} is a version: pyfaas keeps provisioned workers for "
+            f"aliases (split by their weights) and $LATEST; create an alias for version "
+            f"{qualifier} (CreateAlias) and configure that",
+            code="provisioned_on_version",
+        )
+    return ref.name, qualifier
 
 
-def _provisioned(record: FunctionRecord) -> dict[str, Any]:
-    wanted = record.config.provisioned_concurrency
+def _provisioned(wanted: int, updated_at: float) -> dict[str, Any]:
     return {
         "RequestedProvisionedConcurrentExecutions": wanted,
         # The scaler starts the workers before the configuration call returns.
         "AvailableProvisionedConcurrentExecutions": wanted,
         "AllocatedProvisionedConcurrentExecutions": wanted,
         "Status": "READY",
-        "LastModified": last_modified(record.updated_at),
+        "LastModified": last_modified(updated_at),
     }
 
 
+def _no_provisioned(what: str) -> LambdaApiError:
+    return LambdaApiError(
+        404,
+        "ProvisionedConcurrencyConfigNotFoundException",
+        f"{what} has no provisioned concurrency configuration",
+        code="provisioned_concurrency_not_found",
+    )
+
+
 async def put_provisioned_concurrency(call: LambdaCall) -> Response:
-    """PutProvisionedConcurrencyConfig: keep that many workers started and initialized."""
+    """PutProvisionedConcurrencyConfig: keep that many workers started and initialized (for
+    an alias: split between its versions by their weights)."""
     wanted = _integer(call.json(), "ProvisionedConcurrentExecutions")
     if wanted is not None and wanted < 1:
         raise invalid_parameter(
@@ -100,35 +121,59 @@ async def put_provisioned_concurrency(call: LambdaCall) -> Response:
             "keep no workers ready)",
             code="invalid_concurrency",
         )
-    name = _provisioned_target(call)
-    outcome = await _configure(call, name, {"provisioned_concurrency": wanted})
-    return JSONResponse(_provisioned(outcome.record), status_code=202)
+    name, alias_name = _provisioned_target(call)
+    if alias_name is None:
+        outcome = await _configure(call, name, {"provisioned_concurrency": wanted})
+        record = outcome.record
+        wanted = record.config.provisioned_concurrency
+        return JSONResponse(_provisioned(wanted, record.updated_at), status_code=202)
+    alias = await with_lambda_names_async(
+        call.versions().patch_alias(name, alias_name, {"provisioned_concurrency": wanted})
+    )
+    return JSONResponse(
+        _provisioned(alias.provisioned_concurrency, alias.updated_at), status_code=202
+    )
 
 
 async def get_provisioned_concurrency(call: LambdaCall) -> Response:
-    """GetProvisionedConcurrencyConfig; with List=ALL, ListProvisionedConcurrencyConfigs."""
+    """GetProvisionedConcurrencyConfig; with List=ALL, ListProvisionedConcurrencyConfigs
+    ($LATEST's and every alias's)."""
     if call.query("List") == "ALL":
-        record = await call.services.functions.get(call.function().latest())
-        found = []
-        if record.config.provisioned_concurrency:
-            arn = call.services.functions.arn_of(record.name)
-            found.append({"FunctionArn": f"{arn}:$LATEST", **_provisioned(record)})
+        name = call.function().latest()
+        record = await call.services.functions.get(name)
+        arn = call.services.functions.arn_of(record.name)
+        targets = [("$LATEST", record.config.provisioned_concurrency, record.updated_at)]
+        for alias in await call.versions().list_aliases(name):
+            targets.append((alias.name, alias.provisioned_concurrency, alias.updated_at))
+        found = [
+            {"FunctionArn": f"{arn}:{qualifier}", **_provisioned(wanted, updated_at)}
+            for qualifier, wanted, updated_at in targets
+            if wanted
+        ]
         return JSONResponse({"ProvisionedConcurrencyConfigs": found})
-    record = await call.services.functions.get(_provisioned_target(call))
-    if not record.config.provisioned_concurrency:
-        raise LambdaApiError(
-            404,
-            "ProvisionedConcurrencyConfigNotFoundException",
-            f"function {record.name!r} has no provisioned concurrency configuration",
-            code="provisioned_concurrency_not_found",
-        )
-    return JSONResponse(_provisioned(record))
+    name, alias_name = _provisioned_target(call)
+    if alias_name is None:
+        record = await call.services.functions.get(name)
+        if not record.config.provisioned_concurrency:
+            raise _no_provisioned(f"function {name!r}")
+        wanted = record.config.provisioned_concurrency
+        return JSONResponse(_provisioned(wanted, record.updated_at))
+    alias = await call.versions().get_alias(name, alias_name)
+    if not alias.provisioned_concurrency:
+        raise _no_provisioned(f"alias {alias_name!r} of {name!r}")
+    return JSONResponse(_provisioned(alias.provisioned_concurrency, alias.updated_at))
 
 
 async def delete_provisioned_concurrency(call: LambdaCall) -> Response:
     """DeleteProvisionedConcurrencyConfig: idle workers scale to zero again."""
-    name = _provisioned_target(call)
-    await _configure(call, name, {"provisioned_concurrency": 0})
+    name, alias_name = _provisioned_target(call)
+    if alias_name is None:
+        await _configure(call, name, {"provisioned_concurrency": 0})
+        return Response(status_code=204)
+    versions = call.versions()
+    if not (await versions.get_alias(name, alias_name)).provisioned_concurrency:
+        raise _no_provisioned(f"alias {alias_name!r} of {name!r}")
+    await versions.patch_alias(name, alias_name, {"provisioned_concurrency": 0})
     return Response(status_code=204)
 
 

@@ -1,5 +1,5 @@
 """CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions, UpdateFunctionCode,
-UpdateFunctionConfiguration, DeleteFunction."""
+UpdateFunctionConfiguration, DeleteFunction; a version's or an alias's configuration."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import os
 import platform
 import tempfile
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.responses import Response
 
@@ -29,9 +30,10 @@ from pyfaas.model import (
     LATEST,
     FunctionConfig,
     FunctionRecord,
-    PyfaasError,
 )
+from pyfaas.model.versions import PublishedVersion, check_qualifier
 
+T = TypeVar("T")
 DEFAULT_PAGE = 50
 MAX_PAGE = 10_000
 ARCHITECTURE = "arm64" if platform.machine().lower() in ("arm64", "aarch64") else "x86_64"
@@ -80,6 +82,7 @@ async def create_function(call: LambdaCall) -> Response:
     zip_bytes = await asyncio.to_thread(_zip_file, body.get("Code"), "Code.ZipFile")
     config = with_lambda_names(lambda: FunctionConfig.from_dict(fields))
     svc = call.services
+    publish = _publish_wanted(call, body)
     path = await asyncio.to_thread(_spool, zip_bytes, svc.upload_dir)
     try:
         outcome = await with_lambda_names_async(
@@ -87,15 +90,19 @@ async def create_function(call: LambdaCall) -> Response:
         )
     finally:
         path.unlink(missing_ok=True)
+    if publish:
+        published, _ = await call.versions().publish(name)
+        return JSONResponse(version_configuration(svc, published), status_code=201)
     return JSONResponse(configuration(svc, outcome.record), status_code=201)
 
 
 async def get_function(call: LambdaCall) -> Response:
-    """GetFunction: the configuration, where the code is, the reserved concurrency."""
-    ref = call.function()
-    record = await call.services.functions.get(ref.latest(call.query("Qualifier")))
+    """GetFunction: the configuration (of $LATEST, a version or an alias's version), where
+    the code is, the reserved concurrency (the function's, whatever the qualifier)."""
+    found = await qualified_configuration(call)
+    record = await call.services.functions.get(call.function().name)
     out: dict[str, Any] = {
-        "Configuration": configuration(call.services, record),
+        "Configuration": found,
         "Code": {"RepositoryType": "pyfaas"},
         "Tags": {},
     }
@@ -105,24 +112,18 @@ async def get_function(call: LambdaCall) -> Response:
 
 
 async def get_function_configuration(call: LambdaCall) -> Response:
-    """GetFunctionConfiguration."""
-    ref = call.function()
-    record = await call.services.functions.get(ref.latest(call.query("Qualifier")))
-    return JSONResponse(configuration(call.services, record))
+    """GetFunctionConfiguration, of $LATEST, a version or an alias's version."""
+    return JSONResponse(await qualified_configuration(call))
 
 
 async def list_functions(call: LambdaCall) -> Response:
     """ListFunctions, by name, ``MaxItems`` at a time (50 unless asked) after ``Marker``."""
-    limit = page_size(call.query("MaxItems"))
-    marker = call.query("Marker")
     records = await call.services.functions.list()
-    if marker:
-        records = [r for r in records if r.name > marker]
-    page = records[:limit]
-    out: dict[str, Any] = {"Functions": [configuration(call.services, r) for r in page]}
-    if len(records) > limit:
-        out["NextMarker"] = page[-1].name
-    return JSONResponse(out)
+    return JSONResponse(
+        paginate(
+            call, "Functions", records, lambda r: r.name, lambda r: configuration(call.services, r)
+        )
+    )
 
 
 async def update_function_code(call: LambdaCall) -> Response:
@@ -134,19 +135,21 @@ async def update_function_code(call: LambdaCall) -> Response:
             raise invalid_parameter(
                 f"{key}: pyfaas takes code as ZipFile (base64) only", code="unsupported_code"
             )
-    if body.get("Publish"):
-        raise _no_publish()
     if body.get("DryRun"):
         raise unsupported("UpdateFunctionCode with DryRun")
+    publish = _publish_wanted(call, body)
     zip_bytes = await asyncio.to_thread(_zip_file, body, "ZipFile")
     svc = call.services
     existing = await svc.functions.get(name)
-    _check_revision(body, existing)
+    check_revision(body, existing)
     path = await asyncio.to_thread(_spool, zip_bytes, svc.upload_dir)
     try:
         outcome = await svc.functions.deploy(existing.config, path)
     finally:
         path.unlink(missing_ok=True)
+    if publish:
+        published, _ = await call.versions().publish(name)
+        return JSONResponse(version_configuration(svc, published))
     return JSONResponse(configuration(svc, outcome.record))
 
 
@@ -157,23 +160,33 @@ async def update_function_configuration(call: LambdaCall) -> Response:
     name = call.function().latest()
     _refuse_unsupported(body)
     svc = call.services
-    _check_revision(body, await svc.functions.get(name))
+    check_revision(body, await svc.functions.get(name))
     changes = _config_changes(body)
     outcome = await with_lambda_names_async(svc.functions.update_config(name, changes))
     return JSONResponse(configuration(svc, outcome.record))
 
 
 async def delete_function(call: LambdaCall) -> Response:
-    """DeleteFunction: the function, its logs, URL, schedules and workers."""
+    """DeleteFunction: the function, its logs, URL, schedules and workers; with a version
+    as the Qualifier, that version only (not one an alias points to)."""
     ref = call.function()
     qualifier = call.query("Qualifier") or ref.qualifier
-    if qualifier is not None:
+    if qualifier is None:
+        await call.services.functions.delete(ref.name)
+        return Response(status_code=204)
+    if qualifier == LATEST:
         raise invalid_parameter(
-            f"Qualifier {qualifier!r}: pyfaas has no published versions to delete; leave the "
-            "qualifier out to delete the function",
+            "Qualifier $LATEST: $LATEST is the function itself; leave the qualifier out to "
+            "delete the function with all its versions and aliases",
             code="invalid_qualifier",
         )
-    await call.services.functions.delete(ref.name)
+    if isinstance(check_qualifier(qualifier), str):
+        raise invalid_parameter(
+            f"Qualifier {qualifier!r} is an alias: delete it with DeleteAlias; DeleteFunction "
+            "deletes a version (a number) or the whole function",
+            code="invalid_qualifier",
+        )
+    await call.versions().delete_version(ref.name, qualifier)
     return Response(status_code=204)
 
 
@@ -200,13 +213,14 @@ async def get_account_settings(call: LambdaCall) -> Response:
 
 
 def configuration(svc: ApiServices, record: FunctionRecord) -> dict[str, Any]:
-    """A function as Lambda's FunctionConfiguration. Deploys are synchronous (the handler is
-    imported before the call returns), so a function that exists is Active and its last
-    update Successful: boto3's waiters return at once."""
+    """A function (or a published version of it) as Lambda's FunctionConfiguration. Deploys
+    are synchronous (the handler is imported before the call returns), so a function that
+    exists is Active and its last update Successful: boto3's waiters return at once."""
     cfg = record.config
+    arn = svc.functions.arn_of(cfg.name)
     return {
         "FunctionName": cfg.name,
-        "FunctionArn": svc.functions.arn_of(cfg.name),
+        "FunctionArn": arn if record.version == LATEST else f"{arn}:{record.version}",
         "Runtime": cfg.runtime,
         "Handler": cfg.handler,
         "CodeSize": record.code_size,
@@ -216,7 +230,7 @@ def configuration(svc: ApiServices, record: FunctionRecord) -> dict[str, Any]:
         "LastModified": last_modified(record.updated_at),
         # Of the unpacked tree, not of the zip as on AWS: pyfaas stores code by its content.
         "CodeSha256": base64.b64encode(bytes.fromhex(record.code_sha256)).decode(),
-        "Version": LATEST,
+        "Version": record.version,
         "Environment": {"Variables": dict(cfg.environment)},
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": revision_id(record),
@@ -230,10 +244,61 @@ def configuration(svc: ApiServices, record: FunctionRecord) -> dict[str, Any]:
     }
 
 
+def version_configuration(
+    svc: ApiServices, published: PublishedVersion, qualifier: str | None = None
+) -> dict[str, Any]:
+    """A published version as Lambda's FunctionConfiguration; ``qualifier`` (an alias that
+    points to it) qualifies its FunctionArn instead of the version number."""
+    out = configuration(svc, published.as_record())
+    out["Description"] = published.description
+    if qualifier is not None:
+        out["FunctionArn"] = f"{svc.functions.arn_of(published.function)}:{qualifier}"
+    return out
+
+
+async def qualified_configuration(call: LambdaCall) -> dict[str, Any]:
+    """The configuration the call's function name and ``Qualifier`` name: $LATEST's, a
+    version's, or that of the version an alias points to (its main one, not the canary).
+    Raises ResourceNotFoundException, InvalidParameterValueException."""
+    name, _, qualifier = call.function().qualified(call.query("Qualifier")).partition(":")
+    svc = call.services
+    if not qualifier:
+        return configuration(svc, await svc.functions.get(name))
+    target = check_qualifier(qualifier)
+    versions = call.versions()
+    if isinstance(target, str):
+        target = (await versions.get_alias(name, target)).version
+    published = await versions.get_version(name, str(target))
+    return version_configuration(svc, published, qualifier)
+
+
 def revision_id(record: FunctionRecord) -> str:
     """Changes whenever the function's code or configuration does (Lambda's RevisionId)."""
     seed = f"{record.code_sha256}|{record.updated_at!r}|{sorted(record.config.to_dict().items())}"
     return str(uuid.UUID(bytes=hashlib.sha256(seed.encode()).digest()[:16]))
+
+
+def paginate(
+    call: LambdaCall,
+    field: str,
+    items: Sequence[T],
+    marker_of: Callable[[T], str],
+    render: Callable[[T], dict[str, Any]],
+    order: Callable[[str], Any] = str,
+) -> dict[str, Any]:
+    """Lambda's answer to a list call: ``MaxItems`` of ``items`` (50 unless asked), those
+    after ``Marker`` in ``order``, and the NextMarker when more follow. Raises
+    InvalidParameterValueException (invalid_limit)."""
+    limit = page_size(call.query("MaxItems"))
+    marker = call.query("Marker")
+    if marker:
+        start = order(marker)
+        items = [i for i in items if order(marker_of(i)) > start]
+    page = items[:limit]
+    out: dict[str, Any] = {field: [render(i) for i in page]}
+    if len(items) > limit:
+        out["NextMarker"] = marker_of(page[-1])
+    return out
 
 
 def page_size(raw: str | None) -> int:
@@ -272,8 +337,6 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
                 code="unsupported_field",
             )
         raise invalid_parameter(f"{key} is not supported by pyfaas", code="unsupported_field")
-    if body.get("Publish"):
-        raise _no_publish()
     if body.get("PackageType", "Zip") != "Zip":
         raise invalid_parameter(
             "PackageType must be Zip: pyfaas runs zip functions, not container images",
@@ -281,12 +344,14 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
         )
 
 
-def _no_publish() -> PyfaasError:
-    return invalid_parameter(
-        "Publish: pyfaas has no published versions yet; leave Publish out (the function "
-        "runs as $LATEST)",
-        code="unsupported_field",
-    )
+def _publish_wanted(call: LambdaCall, body: dict[str, Any]) -> bool:
+    """Whether to publish a version after the change (checked before anything is written)."""
+    publish = body.get("Publish", False)
+    if not isinstance(publish, bool):
+        raise invalid_parameter(f"Publish must be true or false, got {publish!r}")
+    if publish:
+        call.versions()
+    return publish
 
 
 def _zip_file(code: Any, field: str) -> bytes:
@@ -308,14 +373,22 @@ def _zip_file(code: Any, field: str) -> bytes:
         raise invalid_parameter(f"{field} is not valid base64", code="invalid_zip_file") from None
 
 
-def _check_revision(body: dict[str, Any], record: FunctionRecord) -> None:
+def check_revision(body: dict[str, Any], record: FunctionRecord) -> None:
+    """Raise PreconditionFailedException unless the body's RevisionId (if any) is the
+    function's current one."""
+    check_revision_of(body, revision_id(record), "the function's", "GetFunction")
+
+
+def check_revision_of(body: dict[str, Any], current: str, whose: str, reader: str) -> None:
+    """Raise PreconditionFailedException unless the body's RevisionId (if any) is
+    ``current``."""
     given = body.get("RevisionId")
-    if given is not None and given != revision_id(record):
+    if given is not None and given != current:
         raise LambdaApiError(
             412,
             "PreconditionFailedException",
-            f"RevisionId {given!r} is not the function's current revision "
-            f"({revision_id(record)}): read it again with GetFunction and retry",
+            f"RevisionId {given!r} is not {whose} current revision ({current}): read it "
+            f"again with {reader} and retry",
             code="revision_mismatch",
         )
 

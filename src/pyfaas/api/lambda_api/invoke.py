@@ -13,6 +13,7 @@ from pyfaas.api.lambda_api.errors import LambdaApiError, invalid_parameter
 from pyfaas.api.lambda_api.operation import LambdaCall
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import ApiServices
+from pyfaas.model import LATEST
 from pyfaas.telemetry import format_invocation_log
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
@@ -25,9 +26,11 @@ def max_invoke_body(svc: ApiServices) -> int:
 
 async def invoke(call: LambdaCall) -> Response:
     """Invoke: run the function and answer its result (RequestResponse), queue the event
-    durably and answer 202 (Event), or only check that it could run (DryRun, 204)."""
+    durably and answer 202 (Event), or only check that it could run (DryRun, 204). A
+    ``Qualifier`` (or a qualified name) runs a version or an alias (drawn by its weights);
+    ``X-Amz-Executed-Version`` is the version that ran."""
     headers = call.request.headers
-    name = call.function().latest(call.query("Qualifier"))
+    name = call.function().qualified(call.query("Qualifier"))
     kind = headers.get("x-amz-invocation-type", "RequestResponse")
     if kind not in INVOCATION_TYPES:
         raise invalid_parameter(
@@ -42,7 +45,7 @@ async def invoke(call: LambdaCall) -> Response:
     client_context = _client_context(headers.get("x-amz-client-context"))
     svc = call.services
     if kind == "DryRun":
-        await svc.functions.resolve(name)
+        await svc.invocations.resolve(name)
         return Response(status_code=204)
     if kind == "Event":
         request_id, _ = await svc.invocations.submit(name, call.body)
@@ -60,7 +63,9 @@ async def invoke(call: LambdaCall) -> Response:
     if result.function_error:
         out["X-Amz-Function-Error"] = result.function_error
     if log_type == "Tail":
-        fv = await svc.functions.resolve(name)
+        base = name.partition(":")[0]
+        ran = base if result.version == LATEST else f"{base}:{result.version}"
+        fv = await svc.invocations.resolve(ran)
         tail = format_invocation_log(fv, result).encode()[-LOG_TAIL_BYTES:]
         out["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
     return Response(result.body, media_type="application/json", headers=out)

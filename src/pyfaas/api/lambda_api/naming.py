@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from pyfaas.api.lambda_api.errors import invalid_parameter, not_found
+from pyfaas.api.lambda_api.errors import invalid_parameter
 from pyfaas.model import LATEST, InvalidRequest
 
 T = TypeVar("T")
@@ -27,16 +27,33 @@ class FunctionRef:
     qualifier: str | None = None
 
     def latest(self, query_qualifier: str | None = None) -> str:
-        """The name, once sure that the call means ``$LATEST`` (no published versions or
-        aliases exist yet: any other qualifier names nothing). Raises ResourceNotFound."""
+        """The name, once sure that the call means ``$LATEST``: for the settings pyfaas keeps
+        per function (not per version or alias). Raises InvalidParameterValueException."""
         qualifier = query_qualifier or self.qualifier
         if qualifier is not None and qualifier != LATEST:
-            raise not_found(
-                f"Function not found: {self.name}:{qualifier} (pyfaas has no published "
-                "versions or aliases yet; use $LATEST or leave the qualifier out)",
-                code="version_not_found",
+            raise invalid_parameter(
+                f"Qualifier {qualifier!r}: pyfaas keeps this setting for the function as a "
+                "whole ($LATEST), not per version or alias; leave the qualifier out",
+                code="unsupported_qualifier",
             )
         return self.name
+
+    def qualified(self, query_qualifier: str | None = None) -> str:
+        """``name`` or ``name:QUALIFIER`` (a version or an alias), from the path or the
+        ``Qualifier`` query parameter; ``$LATEST`` is the plain name. Raises
+        InvalidParameterValueException when the two name different qualifiers."""
+        qualifier = self.qualifier
+        if query_qualifier is not None:
+            if qualifier is not None and qualifier != query_qualifier:
+                raise invalid_parameter(
+                    f"the function name is qualified with {qualifier!r} and Qualifier is "
+                    f"{query_qualifier!r}; give one of them",
+                    code="invalid_qualifier",
+                )
+            qualifier = query_qualifier
+        if qualifier is None or qualifier == LATEST:
+            return self.name
+        return f"{self.name}:{qualifier}"
 
 
 def parse_function_ref(value: str) -> FunctionRef:
@@ -89,6 +106,7 @@ _LAMBDA_NAMES = {
     "maximum_batching_window_s": "MaximumBatchingWindowInSeconds",
     "function_response_types": "FunctionResponseTypes",
     "starting_position": "StartingPosition",
+    "additional_version_weights": "RoutingConfig.AdditionalVersionWeights",
 }
 _FIELD_WORD = re.compile(r"\b(" + "|".join(_LAMBDA_NAMES) + r")\b")
 

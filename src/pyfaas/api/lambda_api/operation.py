@@ -17,6 +17,7 @@ from pyfaas.api.lambda_api.errors import LambdaApiError, lambda_error_response
 from pyfaas.api.lambda_api.naming import FunctionRef, parse_function_ref
 from pyfaas.api.lambda_api.sigv4 import SigV4Verifier
 from pyfaas.api.services import ApiServices, services
+from pyfaas.control.versions import VersionService
 from pyfaas.model import PyfaasError, ServiceUnavailable
 
 log = logging.getLogger("pyfaas.api.lambda")
@@ -60,6 +61,13 @@ class LambdaCall:
 
     def query(self, key: str) -> str | None:
         return self.request.query_params.get(key)
+
+    def versions(self) -> VersionService:
+        """Published versions and aliases; raises ServiceUnavailable on a server without."""
+        found = self.services.versions
+        if found is None:
+            raise ServiceUnavailable("versions and aliases are not available on this server")
+        return found
 
 
 Operation = Callable[[LambdaCall], Awaitable[Response]]

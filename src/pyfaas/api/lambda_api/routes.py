@@ -6,7 +6,14 @@ from collections.abc import Callable
 
 from starlette.routing import Route
 
-from pyfaas.api.lambda_api import concurrency, event_sources, functions, invoke, urls
+from pyfaas.api.lambda_api import (
+    concurrency,
+    event_sources,
+    functions,
+    invoke,
+    urls,
+    versions,
+)
 from pyfaas.api.lambda_api.operation import Operation, lambda_operation
 from pyfaas.api.lambda_api.unsupported import PREFIXES, unsupported_operation
 from pyfaas.api.services import ApiServices
@@ -40,6 +47,13 @@ ROUTES = [
     _route(f"{_FN}/configuration", "GET", functions.get_function_configuration),
     _route(f"{_FN}/configuration", "PUT", functions.update_function_configuration),
     _route(f"{_FN}/code", "PUT", functions.update_function_code, functions.max_code_body),
+    _route(f"{_FN}/versions", "POST", versions.publish_version),
+    _route(f"{_FN}/versions", "GET", versions.list_versions_by_function),
+    _route(f"{_FN}/aliases", "POST", versions.create_alias),
+    _route(f"{_FN}/aliases", "GET", versions.list_aliases),
+    _route(f"{_FN}/aliases/{{Name}}", "GET", versions.get_alias),
+    _route(f"{_FN}/aliases/{{Name}}", "PUT", versions.update_alias),
+    _route(f"{_FN}/aliases/{{Name}}", "DELETE", versions.delete_alias),
     _route(
         "/2014-11-13/functions/{FunctionName}/invoke-async",
         "POST",

@@ -10,16 +10,8 @@ from starlette.responses import Response
 from pyfaas.api.lambda_api.errors import LambdaApiError, unsupported
 from pyfaas.api.lambda_api.operation import LambdaCall
 
-# METHOD path Operation, from botocore's Lambda service model. Versions and aliases come
-# with their own issue.
+# METHOD path Operation, from botocore's Lambda service model.
 _OPERATIONS = """
-POST /2015-03-31/functions/{FunctionName}/versions PublishVersion
-GET /2015-03-31/functions/{FunctionName}/versions ListVersionsByFunction
-POST /2015-03-31/functions/{FunctionName}/aliases CreateAlias
-GET /2015-03-31/functions/{FunctionName}/aliases ListAliases
-GET /2015-03-31/functions/{FunctionName}/aliases/{Name} GetAlias
-PUT /2015-03-31/functions/{FunctionName}/aliases/{Name} UpdateAlias
-DELETE /2015-03-31/functions/{FunctionName}/aliases/{Name} DeleteAlias
 POST /2015-03-31/functions/{FunctionName}/policy AddPermission
 GET /2015-03-31/functions/{FunctionName}/policy GetPolicy
 DELETE /2015-03-31/functions/{FunctionName}/policy/{StatementId} RemovePermission
@@ -73,7 +65,6 @@ PUT /2026-07-09/resource-policy/{Arn} PutResourcePolicy
 DELETE /2026-07-09/resource-policy/{Arn} DeleteResourcePolicy
 """
 _HINTS = {
-    "PublishVersion": " yet (versions and aliases are coming); functions run as $LATEST",
     "InvokeWithResponseStream": "; use Invoke (the response comes in one piece)",
     "TagResource": " (pyfaas keeps no tags)",
 }

@@ -12,7 +12,6 @@ from pyfaas.api.lambda_api.errors import invalid_parameter
 from pyfaas.api.lambda_api.naming import last_modified
 from pyfaas.api.lambda_api.operation import LambdaCall
 from pyfaas.api.responses import JSONResponse
-from pyfaas.model import NotFound
 from pyfaas.model.urls import AUTH_TOKEN, FunctionUrlConfig
 
 _AUTH_TYPES = {"NONE": "NONE", "AWS_IAM": AUTH_TOKEN}
@@ -54,8 +53,11 @@ def _fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     return fields
 
 
-def _render(call: LambdaCall, config: FunctionUrlConfig, arn: str) -> dict[str, Any]:
+def _render(call: LambdaCall, config: FunctionUrlConfig) -> dict[str, Any]:
     base = str(call.request.base_url).rstrip("/")
+    arn = call.services.functions.arn_of(config.function)
+    if config.qualifier is not None:
+        arn = f"{arn}:{config.qualifier}"
     out: dict[str, Any] = {
         "FunctionUrl": f"{base}{config.path}/",
         "FunctionArn": arn,
@@ -78,10 +80,6 @@ def _render(call: LambdaCall, config: FunctionUrlConfig, arn: str) -> dict[str, 
     return out
 
 
-async def _arn(call: LambdaCall, name: str) -> str:
-    return (await call.services.functions.resolve(name)).arn
-
-
 def _qualifier(call: LambdaCall) -> dict[str, Any]:
     qualifier = call.query("Qualifier") or call.function().qualifier
     return {} if qualifier is None else {"qualifier": qualifier}
@@ -92,7 +90,7 @@ async def create_url_config(call: LambdaCall) -> Response:
     fields = _fields(call.json(), creating=True) | _qualifier(call)
     name = call.function().name
     config = await call.services.urls.create(name, fields)
-    out = _render(call, config, await _arn(call, name))
+    out = _render(call, config)
     del out["LastModifiedTime"]
     return JSONResponse(out, status_code=201)
 
@@ -101,7 +99,7 @@ async def get_url_config(call: LambdaCall) -> Response:
     """GetFunctionUrlConfig."""
     name = call.function().name
     config = await call.services.urls.get(name, _qualifier(call).get("qualifier"))
-    return JSONResponse(_render(call, config, await _arn(call, name)))
+    return JSONResponse(_render(call, config))
 
 
 async def update_url_config(call: LambdaCall) -> Response:
@@ -109,7 +107,7 @@ async def update_url_config(call: LambdaCall) -> Response:
     fields = _fields(call.json(), creating=False) | _qualifier(call)
     name = call.function().name
     config = await call.services.urls.update(name, fields)
-    return JSONResponse(_render(call, config, await _arn(call, name)))
+    return JSONResponse(_render(call, config))
 
 
 async def delete_url_config(call: LambdaCall) -> Response:
@@ -120,14 +118,7 @@ async def delete_url_config(call: LambdaCall) -> Response:
 
 
 async def list_url_configs(call: LambdaCall) -> Response:
-    """ListFunctionUrlConfigs: the function's one URL, if it has one."""
-    name = call.function().name
-    await call.services.functions.get(name)
-    try:
-        configs = [await call.services.urls.get(name)]
-    except NotFound as exc:
-        if exc.code != "function_url_not_found":
-            raise
-        configs = []
-    arn = await _arn(call, name)
-    return JSONResponse({"FunctionUrlConfigs": [_render(call, c, arn) for c in configs]})
+    """ListFunctionUrlConfigs: the function's URLs, the unqualified one first, then those of
+    its versions and aliases."""
+    configs = await call.services.urls.list_configs(call.function().name)
+    return JSONResponse({"FunctionUrlConfigs": [_render(call, c) for c in configs]})
