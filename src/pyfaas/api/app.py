@@ -12,7 +12,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.schemas import SchemaGenerator
 
 import pyfaas
 from pyfaas.api import errors
@@ -39,6 +38,7 @@ from pyfaas.api.isolation import isolation_report
 from pyfaas.api.lambda_api import ROUTES as LAMBDA_ROUTES
 from pyfaas.api.lambda_api import SigV4Verifier
 from pyfaas.api.logs import follow_logs, function_logs
+from pyfaas.api.openapi import openapi_document
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.schedules import (
     create_schedule,
@@ -80,18 +80,6 @@ from pyfaas.api.versions import (
 from pyfaas.control.access import FailedAuthGuard
 from pyfaas.model import PyfaasError
 
-_schemas = SchemaGenerator(
-    {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "pyfaas",
-            "version": pyfaas.__version__,
-            "description": "Serverless functions for Python. Errors are "
-            '{"error": {"code": "...", "message": "..."}} with stable codes.',
-        },
-    }
-)
-
 
 async def health(request: Request) -> Response:
     """Whether the server is up.
@@ -108,7 +96,7 @@ async def health(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(_schemas.get_schema(routes=request.app.routes))
+    return JSONResponse(openapi_document(request.app.routes))
 
 
 ROUTES = [

@@ -38,10 +38,10 @@ async def list_invocations(request: Request) -> Response:
     parameters:
       - {name: status, in: query, schema: {type: string}}
       - {name: function, in: query, schema: {type: string}}
-      - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 1000}}
+      - {name: limit, in: query, schema: {type: integer, default: 100, minimum: 1, maximum: 1000}}
     responses:
       200: {description: "{invocations: [...]}"}
-      400: {description: invalid_query, invalid_limit}
+      400: {description: "invalid_query, invalid_limit"}
     """
     events = await services(request).events.list_events(
         status=request.query_params.get("status"),
@@ -57,9 +57,10 @@ async def list_dead_letters(request: Request) -> Response:
     summary: List the dead-letter queue
     parameters:
       - {name: function, in: query, schema: {type: string}}
-      - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 1000}}
+      - {name: limit, in: query, schema: {type: integer, default: 100, minimum: 1, maximum: 1000}}
     responses:
       200: {description: "{events: [...]}"}
+      400: {description: invalid_limit}
     """
     events = await services(request).events.list_events(
         status=DEAD, function=request.query_params.get("function"), limit=_limit(request)

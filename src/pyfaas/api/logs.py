@@ -32,11 +32,11 @@ async def function_logs(request: Request) -> Response:
           text (case-sensitive); each record's text then holds only its matching lines"}
       - {name: since, in: query, schema: {type: string}, description: "records at or after this
           time: seconds since the epoch or ISO 8601 (2026-11-25T10:00:00Z)"}
-      - {name: until, in: query, schema: {type: string}, description: records at or before this
-          time, as since}
+      - {name: until, in: query, schema: {type: string}, description: "records at or before
+          this time, as since"}
       - {name: after, in: query, schema: {type: integer}, description: "cursor: records with
           id > after (for following); without it, the newest `limit` records"}
-      - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 10000}}
+      - {name: limit, in: query, schema: {type: integer, default: 100, minimum: 1, maximum: 10000}}
     responses:
       200: {description: "{records: [{id, function, request_id, timestamp, text, structured:
           [{line, fields}]}], last_id}; structured lists the lines of text that are JSON

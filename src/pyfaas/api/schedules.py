@@ -38,7 +38,7 @@ async def create_schedule(request: Request) -> Response:
               qualifier: {type: string, description: "a version number or alias to invoke
                 instead of $LATEST"}
     responses:
-      201: {description: the schedule, with next_fire_at}
+      201: {description: "the schedule, with next_fire_at"}
       400: {description: "invalid_schedule_expression, invalid_timezone, invalid_missed_runs,
         invalid_qualifier,
         unknown_field, invalid_type, invalid_json"}

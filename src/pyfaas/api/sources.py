@@ -39,7 +39,7 @@ async def create_mapping(request: Request) -> Response:
                 {type: array, items: {type: string, enum: [ReportBatchItemFailures]}}
               starting_position: {type: string, enum: [TRIM_HORIZON, LATEST]}
     responses:
-      201: {description: the mapping, with state and health}
+      201: {description: "the mapping, with state and health"}
       400:
         description: "invalid_source_type, invalid_source_url, invalid_source_name,
           invalid_batch_size, invalid_batching_window, invalid_retries, invalid_destination,

@@ -116,6 +116,7 @@ async def get_secret(request: Request) -> Response:
     parameters: [{name: name, in: path, required: true, schema: {type: string}}]
     responses:
       200: {description: the secret}
+      400: {description: invalid_secret_name}
       404: {description: secret_not_found}
     """
     info = await _secrets(request).get(request.path_params["name"])
@@ -140,6 +141,7 @@ async def delete_secret(request: Request) -> Response:
     parameters: [{name: name, in: path, required: true, schema: {type: string}}]
     responses:
       204: {description: deleted}
+      400: {description: invalid_secret_name}
       404: {description: secret_not_found}
       409: {description: secret_in_use}
     """

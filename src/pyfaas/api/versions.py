@@ -173,6 +173,7 @@ async def get_alias(request: Request) -> Response:
       - {name: alias, in: path, required: true, schema: {type: string}}
     responses:
       200: {description: the alias}
+      400: {description: invalid_alias_name}
       404: {description: "function_not_found, alias_not_found"}
     """
     alias = await _versions(request).get_alias(
@@ -203,6 +204,7 @@ async def delete_alias(request: Request) -> Response:
       - {name: alias, in: path, required: true, schema: {type: string}}
     responses:
       204: {description: deleted}
+      400: {description: invalid_alias_name}
       404: {description: "function_not_found, alias_not_found"}
     """
     await _versions(request).delete_alias(request.path_params["name"], request.path_params["alias"])

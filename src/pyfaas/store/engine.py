@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from pyfaas.model import ConfigurationError
+from pyfaas.store.postgres_text import replace_nul_characters
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every pyfaas server sharing a database.
@@ -112,6 +113,7 @@ async def open_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(async_url, pool_pre_ping=not is_sqlite)
     if is_sqlite:
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    replace_nul_characters(engine)
     return engine
 
 
