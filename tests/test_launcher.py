@@ -240,6 +240,58 @@ def test_a_module_unsafe_to_fork_gets_no_template_and_the_reason_is_kept(
     assert answers == [first.pid, second.pid]
 
 
+NUMPY = (
+    "import os, threading\nimport numpy\n"
+    "def handler(event, context):\n"
+    "    return {'pid': os.getpid(), 'threads': len(os.listdir('/proc/self/task')),\n"
+    "            'openblas': os.environ['OPENBLAS_NUM_THREADS'],\n"
+    "            'dot': int(numpy.arange(4) @ numpy.arange(4))}\n"
+)
+
+
+def test_a_numpy_function_gets_a_template_and_its_next_worker_skips_the_import(
+    tmp_path: Path,
+) -> None:
+    """OpenBLAS starts its threads when numpy is imported: single-threaded by default, the
+    template is safe and the second worker is forked from it, numpy already imported."""
+
+    async def body(it: Launcher) -> list[Any]:
+        fv = function(tmp_path, NUMPY, memory_mb=256)
+        first = await it.launch(fv)
+        state = await it.wait_template(fv.pool_key)
+        second = await it.launch(fv)
+        return [first, second, state, await run(first), await run(second)]
+
+    first, second, state, first_seen, second_seen = with_launcher(tmp_path, body)
+    assert state is not None and state.skipped is None and state.pid is not None
+    assert first.start_kind == "zygote" and second.start_kind == "template"
+    assert second.import_ms == 0 and second.init_ms < first.import_ms, "numpy not imported again"
+    for seen in (first_seen, second_seen):
+        assert seen["threads"] == 1 and seen["openblas"] == "1" and seen["dot"] == 14
+    assert second_seen["pid"] == second.pid
+
+
+def test_a_numpy_function_that_asks_for_blas_threads_gets_them_and_no_template(
+    tmp_path: Path,
+) -> None:
+    """The function's own OPENBLAS_NUM_THREADS wins over the default; its import then starts
+    a thread, so the template is skipped (and says why) and workers fork from the zygote."""
+
+    async def body(it: Launcher) -> list[Any]:
+        fv = function(tmp_path, NUMPY, memory_mb=256, environment={"OPENBLAS_NUM_THREADS": "2"})
+        first = await it.launch(fv)
+        state = await it.wait_template(fv.pool_key)
+        second = await it.launch(fv)
+        return [first, second, state, await run(second), it.zygote_pid, parent_of(second.pid)]
+
+    first, second, state, seen, zygote, parent = with_launcher(tmp_path, body)
+    assert state is not None and state.pid is None
+    assert state.skipped is not None and "2 threads" in state.skipped
+    assert first.start_kind == "zygote" and second.start_kind == "zygote" and parent == zygote
+    assert seen["openblas"] == "2" and seen["threads"] == 2
+    assert seen["dot"] == 14
+
+
 def test_random_is_reseeded_and_at_fork_hooks_see_each_workers_own_values(
     tmp_path: Path,
 ) -> None:

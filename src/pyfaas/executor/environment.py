@@ -43,6 +43,19 @@ CAPTURE_DIR_LOG_CAPS = 16
 _READ_AT_START = ("PYTHON", "LD_", "MALLOC_", "LANG", "LC_", "GLIBC_TUNABLES")
 
 
+# Native thread pools sized by these variables when their library loads (OpenBLAS and MKL
+# under numpy, scipy and pandas; OpenMP under scikit-learn, torch...). One thread each by
+# default, as a small Lambda worker has about one vCPU: with more, importing numpy starts
+# threads, a template of the version is unsafe to fork from, and every worker pays the
+# import again. A function that sets one of them itself keeps its value (and its workers
+# are then forked from the zygote, importing on their own; see runtime/zygote.py).
+SINGLE_THREADED_NATIVE_POOLS = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
 # Set while workers are started ahead of demand to keep provisioned concurrency (Lambda tells
 # the handler through AWS_LAMBDA_INITIALIZATION_TYPE). A context variable: every launch path
 # (spawn, zygote fork, template fork) reaches worker_environment within the starting task.
@@ -113,6 +126,7 @@ def worker_environment(
         "PYFAAS_PROCESS_LIMIT": str(PROCESS_LIMIT),
         "PYFAAS_FILE_SIZE_LIMIT": str(fv.ephemeral_storage_mb << 20),
         "PYFAAS_CPU_BUDGET_S": str(fv.timeout_s + CPU_GRACE_S),
+        **SINGLE_THREADED_NATIVE_POOLS,
     }
     if fv.layer_dir:
         env["PYFAAS_LAYER_DIR"] = fv.layer_dir
