@@ -3,6 +3,7 @@
     make bench        # = .venv/bin/python bench  (after installing the `bench` extra)
 
 Runs bench/invoke.py (warm invoke, pyfaas vs baselines and peers at c=1/32/128),
+bench/cold_start.py (spawn vs zygote vs template fork, no-import and numpy handlers),
 bench/burst.py (200 invokes from zero workers), bench/idle_cost.py (1,000 idle functions) and
 bench/async_queue.py (durable enqueue and delivery of async invocations), one after the
 other, and prints each one's table and a summary.
@@ -18,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import async_queue
 import burst
+import cold_start
 import idle_cost
 import invoke
 from servers import ForeignLoad, wait_quiet
@@ -30,6 +32,7 @@ ENQUEUE_PER_SECOND = 5000
 
 def summary(
     warm: invoke.InvokeReport,
+    cold: cold_start.ColdStartReport,
     b: burst.BurstReport,
     idle: idle_cost.IdleCostReport,
     queue: async_queue.AsyncReport,
@@ -70,6 +73,11 @@ def summary(
                 f"{theirs.p50_ms:.2f} ms, {ours[c].per_second:,.0f} vs "
                 f"{theirs.per_second:,.0f}/s | {verdict(ahead)} |"
             )
+    for label, goal, p50 in cold_start.goals(cold):
+        yield (
+            f"| cold start p50 <= {goal:g} ms ({label}, template fork) | {p50:.2f} ms "
+            f"| {verdict(p50 <= goal)} |"
+        )
     yield (
         f"| {b.requests} invokes from zero: all succeed or are throttled | "
         f"{b.succeeded} ok, {b.throttled} x 429, {b.requests - b.succeeded - b.throttled} "
@@ -102,6 +110,10 @@ def main() -> None:
     print(f"{datetime.date.today()}, {invoke.machine()}", file=sys.stderr)
     print("warm invoke (bench/invoke.py):", file=sys.stderr, flush=True)
     warm = invoke.run(settings)
+    print("cold start (bench/cold_start.py) ...", file=sys.stderr, flush=True)
+    wait_quiet()
+    with ForeignLoad() as cold_others:
+        cold = cold_start.run()
     print("burst from zero (bench/burst.py) ...", file=sys.stderr, flush=True)
     wait_quiet()
     with ForeignLoad() as burst_others:
@@ -115,13 +127,14 @@ def main() -> None:
         queue = async_queue.run(async_queue.AsyncSettings())
     sections = [
         ("Warm sync invoke, no-op handler", list(invoke.table(warm))),
+        ("Cold start", [*cold_start.table(cold), f"- others' CPU: {cold_others.fraction:.0%}"]),
         ("Burst from zero", [*burst.table(b), f"- others' CPU: {burst_others.fraction:.0%}"]),
         ("Idle cost", [*idle_cost.table(idle), f"- others' CPU: {idle_others.fraction:.0%}"]),
         (
             "Asynchronous invocations",
             [*async_queue.table(queue), f"- others' CPU: {queue_others.fraction:.0%}"],
         ),
-        ("Goals", list(summary(warm, b, idle, queue))),
+        ("Goals", list(summary(warm, cold, b, idle, queue))),
     ]
     for title, lines in sections:
         print(f"\n### {title}\n")
