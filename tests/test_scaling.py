@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,48 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def worker_processes(name: str) -> set[int]:
+    """The live worker processes of function ``name``, seen in /proc (not the server's own
+    count): those working in one of its scratch directories (``<name>-<worker id>``), but not
+    its template (the parent of the others)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if not os.path.basename(os.readlink(f"/proc/{entry}/cwd")).startswith(f"{name}-"):
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    return set(parents) - set(parents.values())
+
+
+class PeakWorkers:
+    """Samples worker_processes(name) every 10 ms in a thread while in use; keeps the peak."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.peak = 0
+
+    def __enter__(self) -> PeakWorkers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, len(worker_processes(self._name)))
+
+
 def stats(api: httpx.Client, name: str) -> dict[str, Any]:
     response = api.get(f"/v1/functions/{name}")
     assert response.status_code == 200, response.text
@@ -93,7 +136,9 @@ def test_reserved_concurrency_is_never_exceeded_and_the_rest_is_throttled(
 ) -> None:
     name = unique("reserved")
     assert deploy(api, name, SLEEPER, reserved_concurrency=2).status_code == 201
-    responses = invoke_many(api, name, [{"sleep": 1.0}] * 5)
+    with PeakWorkers(name) as seen:
+        responses = invoke_many(api, name, [{"sleep": 1.0}] * 5)
+    assert seen.peak == 2, "never more worker processes than the reservation, in /proc"
     ok = [r for r in responses if r.status_code == 200]
     throttled = [r for r in responses if r.status_code == 429]
     assert len(ok) == 2 and len(throttled) == 3, [r.status_code for r in responses]
@@ -245,6 +290,45 @@ def test_a_function_scales_up_under_load_and_down_to_zero_processes(
     assert s["workers_idle"] == 4 and s["invocations"] == 4
     wait_for(lambda: stats(api, name)["workers_idle"] == 0, timeout=10)
     wait_for(lambda: not pids & descendants(srv.proc.pid))
+
+
+def test_a_busy_worker_killed_from_outside_costs_one_call_and_is_replaced(
+    api: httpx.Client, srv: ServerProcess
+) -> None:
+    """Three callers keep three workers busy; one worker is SIGKILLed mid-call (the OOM
+    killer, an operator): its caller gets the one error, every other call succeeds, and a new
+    worker takes its place within the reservation."""
+    name = unique("killed")
+    assert deploy(api, name, SLEEPER, reserved_concurrency=3).status_code == 201
+    responses: list[httpx.Response] = []
+    stop = threading.Event()
+
+    def caller() -> None:
+        with srv.client() as client:
+            while not stop.is_set():
+                responses.append(
+                    client.post(f"/v1/functions/{name}/invoke", json={"sleep": 0.5}, timeout=30)
+                )
+
+    with PeakWorkers(name) as seen, ThreadPoolExecutor(3) as pool:
+        callers = [pool.submit(caller) for _ in range(3)]
+        wait_for(lambda: len(responses) >= 3 and stats(api, name)["workers_busy"] == 3)
+        victim = responses[-1].json()["pid"]
+        os.kill(victim, signal.SIGKILL)
+        killed_at = len(responses)
+        wait_for(lambda: len(responses) >= killed_at + 6)
+        stop.set()
+        for done in callers:
+            done.result()
+    assert {r.status_code for r in responses} == {200}, "no 429: the dead worker's slot is free"
+    errors = [r for r in responses if "x-pyfaas-function-error" in r.headers]
+    assert len(errors) == 1, [r.json() for r in errors]
+    assert errors[0].json()["errorType"] == "Runtime.ExitError"
+    assert "signal: killed" in errors[0].json()["errorMessage"]
+    later = {r.json()["pid"] for r in responses[killed_at + 3 :]}
+    assert victim not in later and len(later) == 3, "a new worker serves in its place"
+    assert seen.peak <= 3
+    assert stats(api, name)["crashes"] == 1
 
 
 def test_provisioned_workers_start_again_when_the_server_restarts(tmp_path: Path) -> None:
