@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -90,27 +91,34 @@ def ray_serve() -> Iterator[int]:
     ray.shutdown() (its stdin is closed to ask for it); only if that hangs is the group killed.
     """
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "peer_ray_serve.py", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=HERE,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        line = proc.stdout.readline()  # the driver prints "ready" once the app is up
-        if line.strip() != b"ready":
-            raise RuntimeError(f"Ray Serve did not start (exit {proc.poll()}): {line!r}")
-        wait_http(f"http://{HOST}:{port}/", timeout=60, proc=proc)
-        yield port
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(60)
-        _stop_group(proc, grace_s=5)
+    # Ray's own start-up errors (a node that timed out on a busy machine) go to stderr: kept
+    # in a file (a pipe nobody reads could fill up) and quoted if the driver fails.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "peer_ray_serve.py", str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            cwd=HERE,
+            start_new_session=True,
+        )
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            line = proc.stdout.readline()  # the driver prints "ready" once the app is up
+            if line.strip() != b"ready":
+                errors.seek(0)
+                last = errors.read().decode(errors="replace").strip().splitlines()[-1:]
+                raise RuntimeError(
+                    f"Ray Serve did not start (exit {proc.poll()}): {''.join(last) or line!r}"
+                )
+            wait_http(f"http://{HOST}:{port}/", timeout=60, proc=proc)
+            yield port
+        finally:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(60)
+            _stop_group(proc, grace_s=5)
 
 
 def _noop() -> None:
