@@ -223,5 +223,5 @@ def _in_notebook() -> bool:
         from IPython import get_ipython
     except ImportError:
         return False
-    shell = get_ipython()
+    shell = get_ipython()  # type: ignore[misc,unused-ignore]  # IPython typed oddly beside numpy
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
