@@ -913,7 +913,8 @@ def test_the_verifier_accepts_what_botocore_signs_and_nothing_else(
 
     def check(raw_path: str, payload: bytes, verifier: SigV4Verifier = verifier) -> None:
         verifier.verify(claim, method=method, raw_path=raw_path, raw_query=parts.query,
-                        headers=list(sent.items()), body=payload)  # fmt: skip
+                        headers=[(k.encode(), v.encode()) for k, v in sent.items()],
+                        body=payload)  # fmt: skip
 
     check(parts.path, body)
     with pytest.raises(LambdaApiError):
