@@ -270,7 +270,7 @@ def findings(report: LambdaInvokeReport) -> Iterator[str]:
     yield (
         f"- server CPU per call: Lambda route {cpu[SIGNED].server_us:.0f} us (SigV4 verified) "
         f"vs native {cpu[NATIVE].server_us:.0f} us; "
-        f"+{cpu[SIGNED].server_us - cpu[NATIVE].server_us:.0f} us"
+        f"{cpu[SIGNED].server_us - cpu[NATIVE].server_us:+.0f} us"
     )
     yield (
         f"- client CPU per call: boto3 {cpu[BOTO3].client_us:.0f} us, urllib3 "
