@@ -31,7 +31,7 @@ _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,"
     r"\s*Signature=([0-9a-f]{64})\s*$"
 )
-_AMZ_DATE = re.compile(r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$")
+_AMZ_DATE = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z$")
 _UNSIGNED = frozenset({"UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"})
 
 
@@ -166,8 +166,9 @@ class SigV4Verifier:
             )
         )
         date, region, service, _ = signed.scope.split("/")
-        key = _signing_key(self._keys[signed.access_key], date, region, service)
-        expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+        mac = _signing_mac(self._keys[signed.access_key], date, region, service).copy()
+        mac.update(string_to_sign.encode())
+        expected = mac.hexdigest()
         if not hmac.compare_digest(expected, signed.signature):
             raise _forbidden(
                 "InvalidSignatureException",
@@ -178,13 +179,14 @@ class SigV4Verifier:
 
 
 @lru_cache(maxsize=64)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """SigV4's key for one day, region and service: four chained HMACs, the same for every
-    request of that day (remembered; a handful of keys and days are in use at once)."""
+def _signing_mac(secret: str, date: str, region: str, service: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with SigV4's key for one day, region and service (four chained
+    HMACs), nothing fed yet; callers ``copy()`` it. Remembered: the key is the same for every
+    request of that day, and copying a keyed HMAC costs half of keying a new one."""
     key = ("AWS4" + secret).encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.digest(key, part.encode(), "sha256")
-    return key
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def _timestamp(amz_date: str) -> float:
