@@ -4,8 +4,9 @@
 
 Runs bench/invoke.py (warm invoke, pyfaas vs baselines and peers at c=1/32/128),
 bench/cold_start.py (spawn vs zygote vs template fork, no-import and numpy handlers),
-bench/burst.py (200 invokes from zero workers), bench/idle_cost.py (1,000 idle functions) and
-bench/async_queue.py (durable enqueue and delivery of async invocations), one after the
+bench/burst.py (200 invokes from zero workers), bench/idle_cost.py (1,000 idle functions),
+bench/async_queue.py (durable enqueue and delivery of async invocations) and
+bench/lambda_invoke.py (boto3 invoke next to the native endpoint, c=1, ~15 s), one after the
 other, and prints each one's table and a summary.
 """
 
@@ -22,6 +23,7 @@ import burst
 import cold_start
 import idle_cost
 import invoke
+import lambda_invoke
 from servers import ForeignLoad, wait_quiet
 
 C1_P50_MS = 0.5
@@ -36,6 +38,7 @@ def summary(
     b: burst.BurstReport,
     idle: idle_cost.IdleCostReport,
     queue: async_queue.AsyncReport,
+    boto3: lambda_invoke.LambdaInvokeReport,
 ) -> Iterator[str]:
     """The goals of issues 3 and 4 and DESIGN.md, each with its figure from this run."""
     ours = warm.rows["pyfaas"]
@@ -103,6 +106,13 @@ def summary(
         f"delivery | {with_backlog:,.0f} vs {alone:,.0f} events/s "
         f"| {verdict(with_backlog >= 0.9 * alone)} |"
     )
+    rows = boto3.rows
+    for native in (lambda_invoke.NATIVE, lambda_invoke.NATIVE_URLLIB3):
+        times = rows[lambda_invoke.BOTO3][1].p50_ms / rows[native][1].p50_ms
+        yield (
+            f"| boto3 invoke p50 within {lambda_invoke.GOAL_RATIO}x of {native} | "
+            f"{times:.2f}x | {verdict(times <= lambda_invoke.GOAL_RATIO)} |"
+        )
 
 
 def main() -> None:
@@ -125,6 +135,8 @@ def main() -> None:
     print("async queue (bench/async_queue.py) ...", file=sys.stderr, flush=True)
     with ForeignLoad() as queue_others:
         queue = async_queue.run(async_queue.AsyncSettings())
+    print("boto3 invoke (bench/lambda_invoke.py) ...", file=sys.stderr, flush=True)
+    boto3 = lambda_invoke.run(invoke.InvokeSettings(requests=1000, concurrencies=(1,)))
     sections = [
         ("Warm sync invoke, no-op handler", list(invoke.table(warm))),
         ("Cold start", [*cold_start.table(cold), f"- others' CPU: {cold_others.fraction:.0%}"]),
@@ -134,7 +146,8 @@ def main() -> None:
             "Asynchronous invocations",
             [*async_queue.table(queue), f"- others' CPU: {queue_others.fraction:.0%}"],
         ),
-        ("Goals", list(summary(warm, cold, b, idle, queue))),
+        ("boto3 invoke next to the native endpoint", list(lambda_invoke.table(boto3))),
+        ("Goals", list(summary(warm, cold, b, idle, queue, boto3))),
     ]
     for title, lines in sections:
         print(f"\n### {title}\n")

@@ -913,7 +913,8 @@ def test_the_verifier_accepts_what_botocore_signs_and_nothing_else(
 
     def check(raw_path: str, payload: bytes, verifier: SigV4Verifier = verifier) -> None:
         verifier.verify(claim, method=method, raw_path=raw_path, raw_query=parts.query,
-                        headers=list(sent.items()), body=payload)  # fmt: skip
+                        headers=[(k.encode(), v.encode()) for k, v in sent.items()],
+                        body=payload)  # fmt: skip
 
     check(parts.path, body)
     with pytest.raises(LambdaApiError):
@@ -925,6 +926,27 @@ def test_the_verifier_accepts_what_botocore_signs_and_nothing_else(
 
 
 # --- authentication ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "amz_date",
+    ["", "2026-12-02T01:00:00Z", "20261202T010000", "2026122T010203Z", "20261340T000000Z",
+     "20261202T250000Z", "20260230T000000Z", "20261202t010000z"],
+)  # fmt: skip
+def test_a_malformed_x_amz_date_is_an_incomplete_signature(
+    lambda_server: ServerProcess, amz_date: str
+) -> None:
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="GET", url=f"{lambda_server.url}/2015-03-31/functions")
+    SigV4Auth(Credentials(KEY_ID, SECRET), "lambda", "us-east-1").add_auth(request)
+    headers = dict(request.headers.items())
+    headers["X-Amz-Date"] = amz_date
+    answer = httpx.get(request.url, headers=headers)
+    assert answer.status_code == 400
+    assert answer.headers["x-amzn-ErrorType"] == "IncompleteSignatureException"
+    assert "X-Amz-Date" in answer.json()["message"]
 
 
 def test_signatures_are_verified_and_the_native_token_keeps_working(

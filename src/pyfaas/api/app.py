@@ -35,6 +35,7 @@ from pyfaas.api.functions import (
 )
 from pyfaas.api.invoke import invoke_function
 from pyfaas.api.isolation import isolation_report
+from pyfaas.api.lambda_api import INVOKE_ROUTE as LAMBDA_INVOKE_ROUTE
 from pyfaas.api.lambda_api import ROUTES as LAMBDA_ROUTES
 from pyfaas.api.lambda_api import SigV4Verifier
 from pyfaas.api.logs import follow_logs, function_logs
@@ -102,6 +103,7 @@ async def openapi(request: Request) -> Response:
 ROUTES = [
     # Starlette matches routes in order: the hot path goes first.
     Route("/v1/functions/{name}/invoke", invoke_function, methods=["POST"]),
+    LAMBDA_INVOKE_ROUTE,
     Route("/v1/health", health, methods=["GET"]),
     Route("/v1/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     Route("/v1/functions", list_functions, methods=["GET"]),

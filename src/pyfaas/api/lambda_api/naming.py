@@ -58,6 +58,8 @@ class FunctionRef:
 
 def parse_function_ref(value: str) -> FunctionRef:
     """Raises InvalidParameterValueException for what is none of the accepted forms."""
+    if value and ":" not in value:  # a plain name: the common case, no pattern to try
+        return FunctionRef(value)
     for pattern in (_FULL_ARN, _PARTIAL_ARN, _NAME):
         found = pattern.match(value)
         if found is not None:

@@ -60,6 +60,8 @@ class LambdaCall:
         return parse_function_ref(self.request.path_params["FunctionName"])
 
     def query(self, key: str) -> str | None:
+        if not self.request.scope["query_string"]:  # most calls: no query to parse
+            return None
         return self.request.query_params.get(key)
 
     def versions(self) -> VersionService:
@@ -94,9 +96,7 @@ def lambda_operation(
                     method=request.method,
                     raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
                     raw_query=scope.get("query_string", b"").decode("latin-1"),
-                    headers=[
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-                    ],
+                    headers=scope["headers"],
                     body=body,
                 )
             return await operation(LambdaCall(request, svc, body))

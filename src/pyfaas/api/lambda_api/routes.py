@@ -37,9 +37,11 @@ def _route(
     )
 
 
+# The hot path: the app puts it next to the native invoke, before the other ~45 routes that
+# Starlette would otherwise try one after the other (a failed match costs ~1 us).
+INVOKE_ROUTE = _route(f"{_FN}/invocations", "POST", invoke.invoke, invoke.max_invoke_body)
+
 ROUTES = [
-    # The hot path first: Starlette matches in order.
-    _route(f"{_FN}/invocations", "POST", invoke.invoke, invoke.max_invoke_body),
     _route("/2015-03-31/functions", "POST", functions.create_function, functions.max_code_body),
     _route("/2015-03-31/functions", "GET", functions.list_functions),
     _route(f"{_FN}", "GET", functions.get_function),

@@ -5,6 +5,10 @@ query, the headers the client signed, the SHA-256 of the body) with the secret o
 key the client names, and compares. The canonical form is AWS's: the path is URI-encoded once
 more (what the client sent is already encoded), query pairs are decoded, re-encoded and sorted,
 header values are trimmed and their inner runs of spaces collapsed.
+
+It runs on every call of the Lambda API, invoke's hot path included, so the work that repeats
+from call to call is remembered: the signing key (it changes once a day per key, region and
+service) and the canonical form of a path.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from pyfaas.api.lambda_api.errors import LambdaApiError
@@ -26,7 +31,7 @@ _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,"
     r"\s*Signature=([0-9a-f]{64})\s*$"
 )
-_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_AMZ_DATE = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z$")
 _UNSIGNED = frozenset({"UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"})
 
 
@@ -39,6 +44,7 @@ class SignedRequest:
     signed_headers: tuple[str, ...]
     signature: str
     amz_date: str
+    signed_names: frozenset[bytes]  # signed_headers as the ASGI scope holds header names
 
 
 def _forbidden(error_type: str, message: str, code: str) -> LambdaApiError:
@@ -94,10 +100,7 @@ class SigV4Verifier:
                 "unrecognized_client",
             )
         amz_date = headers.get("x-amz-date", "")
-        try:
-            signed_at = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            raise _incomplete("X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ") from None
+        signed_at = _timestamp(amz_date)
         if abs(time.time() - signed_at) > MAX_SKEW_S:
             raise _forbidden(
                 "InvalidSignatureException",
@@ -110,7 +113,9 @@ class SigV4Verifier:
         names = tuple(signed.split(";"))
         if "host" not in names:
             raise _incomplete("SignedHeaders must include host")
-        return SignedRequest(key, scope, names, signature, amz_date)
+        return SignedRequest(
+            key, scope, names, signature, amz_date, frozenset(n.encode("latin-1") for n in names)
+        )
 
     def verify(
         self,
@@ -119,14 +124,18 @@ class SigV4Verifier:
         method: str,
         raw_path: str,
         raw_query: str,
-        headers: Iterable[tuple[str, str]],
+        headers: Iterable[tuple[bytes, bytes]],
         body: bytes,
     ) -> None:
-        """Raise LambdaApiError (403 InvalidSignatureException) unless the signature holds."""
+        """Raise LambdaApiError (403 InvalidSignatureException) unless the signature holds.
+        ``headers`` are the raw pairs of the ASGI scope (names in lower case); only the
+        signed ones are decoded."""
         body_hash = hashlib.sha256(body).hexdigest()
+        wanted = signed.signed_names
         values: dict[str, list[str]] = {}
-        for name, value in headers:
-            if name in signed.signed_headers:
+        for raw_name, raw_value in headers:
+            if raw_name in wanted:
+                name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
                 values.setdefault(name, []).append(" ".join(value.split()))
         declared = values.get("x-amz-content-sha256", [body_hash])[0]
         if declared in _UNSIGNED or declared != body_hash:
@@ -141,7 +150,7 @@ class SigV4Verifier:
         canonical_request = "\n".join(
             (
                 method,
-                quote(_remove_dot_segments(raw_path), safe="/~"),
+                canonical_path(raw_path),
                 canonical_query(raw_query),
                 canonical_headers,
                 ";".join(signed.signed_headers),
@@ -156,10 +165,10 @@ class SigV4Verifier:
                 hashlib.sha256(canonical_request.encode()).hexdigest(),
             )
         )
-        key = ("AWS4" + self._keys[signed.access_key]).encode()
-        for part in signed.scope.split("/"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        date, region, service, _ = signed.scope.split("/")
+        mac = _signing_mac(self._keys[signed.access_key], date, region, service).copy()
+        mac.update(string_to_sign.encode())
+        expected = mac.hexdigest()
         if not hmac.compare_digest(expected, signed.signature):
             raise _forbidden(
                 "InvalidSignatureException",
@@ -167,6 +176,36 @@ class SigV4Verifier:
                 "provided. Check your AWS Secret Access Key and signing method.",
                 "invalid_signature",
             )
+
+
+@lru_cache(maxsize=64)
+def _signing_mac(secret: str, date: str, region: str, service: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with SigV4's key for one day, region and service (four chained
+    HMACs), nothing fed yet; callers ``copy()`` it. Remembered: the key is the same for every
+    request of that day, and copying a keyed HMAC costs half of keying a new one."""
+    key = ("AWS4" + secret).encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.digest(key, part.encode(), "sha256")
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _timestamp(amz_date: str) -> float:
+    """``X-Amz-Date`` (YYYYMMDDTHHMMSSZ) as a Unix time; raises IncompleteSignatureException."""
+    found = _AMZ_DATE.match(amz_date)
+    try:
+        if found is None:
+            raise ValueError(amz_date)
+        year, month, day, hour, minute, second = map(int, found.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+    except ValueError:
+        raise _incomplete("X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ") from None
+
+
+@lru_cache(maxsize=256)
+def canonical_path(raw_path: str) -> str:
+    """The path as SigV4 signs it: dot and empty segments removed, URI-encoded once more.
+    Remembered: a client calls the same few paths over and over."""
+    return quote(_remove_dot_segments(raw_path), safe="/~")
 
 
 def canonical_query(raw_query: str) -> str:
