@@ -4,8 +4,9 @@
 
 Runs bench/invoke.py (warm invoke, pyfaas vs baselines and peers at c=1/32/128),
 bench/burst.py (200 invokes from zero workers), bench/idle_cost.py (1,000 idle functions) and
-bench/async_queue.py (durable enqueue and delivery of async invocations), one after the
-other, and prints each one's table and a summary.
+bench/async_queue.py (durable enqueue and delivery of async invocations) and
+bench/sdk_map.py (the SDK's Function.map against ProcessPoolExecutor.map and Ray tasks), one
+after the other, and prints each one's table and a summary.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import async_queue
 import burst
 import idle_cost
 import invoke
+import sdk_map
 from servers import ForeignLoad, wait_quiet
 
 C1_P50_MS = 0.5
@@ -33,8 +35,9 @@ def summary(
     b: burst.BurstReport,
     idle: idle_cost.IdleCostReport,
     queue: async_queue.AsyncReport,
+    fan_out: sdk_map.MapReport,
 ) -> Iterator[str]:
-    """The goals of issues 3 and 4 and DESIGN.md, each with its figure from this run."""
+    """The goals of issues 3, 4 and 9 and DESIGN.md, each with its figure from this run."""
     ours = warm.rows["pyfaas"]
 
     def verdict(ok: bool) -> str:
@@ -95,6 +98,13 @@ def summary(
         f"delivery | {with_backlog:,.0f} vs {alone:,.0f} events/s "
         f"| {verdict(with_backlog >= 0.9 * alone)} |"
     )
+    ray = f"{fan_out.ray:,.0f}/s" if isinstance(fan_out.ray, float) else str(fan_out.ray)
+    yield (
+        f"| Function.map of {fan_out.items:,} tiny items at c={fan_out.concurrency} >= "
+        f"{sdk_map.GOAL_PER_SECOND:,} items/s, ahead of Ray tasks | {fan_out.pyfaas:,.0f}/s "
+        f"(Ray {ray}, ProcessPoolExecutor {fan_out.process_pool:,.0f}/s) "
+        f"| {verdict(fan_out.goal_met)} |"
+    )
 
 
 def main() -> None:
@@ -113,6 +123,10 @@ def main() -> None:
     print("async queue (bench/async_queue.py) ...", file=sys.stderr, flush=True)
     with ForeignLoad() as queue_others:
         queue = async_queue.run(async_queue.AsyncSettings())
+    print("Function.map (bench/sdk_map.py) ...", file=sys.stderr, flush=True)
+    wait_quiet()
+    with ForeignLoad() as map_others:
+        fan_out = sdk_map.run()
     sections = [
         ("Warm sync invoke, no-op handler", list(invoke.table(warm))),
         ("Burst from zero", [*burst.table(b), f"- others' CPU: {burst_others.fraction:.0%}"]),
@@ -121,7 +135,11 @@ def main() -> None:
             "Asynchronous invocations",
             [*async_queue.table(queue), f"- others' CPU: {queue_others.fraction:.0%}"],
         ),
-        ("Goals", list(summary(warm, b, idle, queue))),
+        (
+            "Function.map fan-out",
+            [*sdk_map.table(fan_out), f"- others' CPU: {map_others.fraction:.0%}"],
+        ),
+        ("Goals", list(summary(warm, b, idle, queue, fan_out))),
     ]
     for title, lines in sections:
         print(f"\n### {title}\n")

@@ -276,6 +276,22 @@ def test_map_goes_on_when_the_server_closed_its_idle_connections_meanwhile(app: 
     assert list(results) == [x * x for x in range(1, 40)]
 
 
+def test_map_gives_up_on_an_answer_slower_than_the_clients_timeout(
+    app: App, server: ServerProcess
+) -> None:
+    @app.function
+    def nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    app.deploy(quiet=True)
+    app.connect(Client(server.url, timeout=1))
+    outcomes = list(nap.map([0, 4, 0], concurrency=2, progress=False, return_exceptions=True))
+    assert outcomes[0] == 0 and outcomes[2] == 0
+    assert isinstance(outcomes[1], ServerUnreachable)
+    assert "did not answer in time" in str(outcomes[1])
+
+
 def test_map_shows_a_progress_bar_that_reaches_the_number_of_items_on_a_terminal(
     app: App, tmp_path: Path
 ) -> None:

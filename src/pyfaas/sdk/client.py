@@ -136,14 +136,15 @@ class Client:
             yield response
 
     def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        """The error for ``exc``: httpx's, or an OSError of Http1Connection's."""
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):  # TimeoutError is an OSError
+            return ServerUnreachable(f"the server at {self.url} did not answer in time")
         refused = isinstance(exc, OSError) and not isinstance(exc, ConnectionDropped)
         if isinstance(exc, httpx.ConnectError) or refused:
             return ServerUnreachable(
                 f"cannot reach the pyfaas server at {self.url}: is it running? Start one with "
                 "`pyfaas serve` (or `make run`), or point --url/PYFAAS_URL at it."
             )
-        if isinstance(exc, httpx.TimeoutException | TimeoutError):
-            return ServerUnreachable(f"the server at {self.url} did not answer in time")
         return ServerUnreachable(f"request to {self.url} failed: {exc}")
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -170,7 +171,7 @@ class Client:
     def connection(self) -> Http1Connection:
         """A keep-alive connection of its own, for many invocations one after the other
         (``invoke_raw_on``); ``Function.map`` runs one per call it keeps in flight."""
-        return Http1Connection(self.url, self._headers)
+        return Http1Connection(self.url, self._headers, self._timeout)
 
     async def invoke_raw_on(
         self, connection: Http1Connection, name: str, body: bytes
@@ -178,8 +179,7 @@ class Client:
         """``invoke_raw_async`` over ``connection`` instead of the httpx pool (much less
         work per call). Raises ApiError and ServerUnreachable as ``invoke_raw`` does."""
         try:
-            async with asyncio.timeout(self._timeout):
-                raw = await connection.post(_invoke_path(name), body, _INVOKE_HEADERS)
+            raw = await connection.post(_invoke_path(name), body, _INVOKE_HEADERS)
         except (OSError, TimeoutError) as exc:
             connection.close()
             raise self._unreachable(exc) from None

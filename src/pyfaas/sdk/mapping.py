@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 _WINDOW_PER_CALL = 8
 _DONE = -1
 _BAR_EVERY_S = 0.1
+# Outcomes wait this long to cross to the caller's thread together: each crossing wakes it
+# (and the two threads trade the GIL), which would cost more than a tiny call does.
+_BATCH_EVERY_S = 0.002
 
 Outcome = tuple[int, bool, Any]
 
@@ -179,7 +182,7 @@ class _CallRunner:
         """Hand ``outcome`` to the caller's thread with the others of this loop turn."""
         if not self._batch:
             assert self._loop is not None
-            self._loop.call_soon(self._flush)
+            self._loop.call_later(_BATCH_EVERY_S, self._flush)
         self._batch.append(outcome)
 
     def _flush(self) -> None:
@@ -273,5 +276,6 @@ def _in_notebook() -> bool:
         from IPython import get_ipython
     except ImportError:
         return False
-    shell = get_ipython()
+    current_shell: Callable[[], object] = get_ipython  # typed or not, by IPython's version
+    shell = current_shell()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
