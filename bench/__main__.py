@@ -5,9 +5,10 @@
 Runs bench/invoke.py (warm invoke, pyfaas vs baselines and peers at c=1/32/128),
 bench/cold_start.py (spawn vs zygote vs template fork, no-import and numpy handlers),
 bench/burst.py (200 invokes from zero workers), bench/idle_cost.py (1,000 idle functions),
-bench/async_queue.py (durable enqueue and delivery of async invocations) and
-bench/lambda_invoke.py (boto3 invoke next to the native endpoint, c=1, ~15 s), one after the
-other, and prints each one's table and a summary.
+bench/async_queue.py (durable enqueue and delivery of async invocations),
+bench/lambda_invoke.py (boto3 invoke next to the native endpoint, c=1, ~15 s) and
+bench/sdk_map.py (the SDK's Function.map against ProcessPoolExecutor.map and Ray tasks), one
+after the other, and prints each one's table and a summary.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import cold_start
 import idle_cost
 import invoke
 import lambda_invoke
+import sdk_map
 from servers import ForeignLoad, wait_quiet
 
 C1_P50_MS = 0.5
@@ -39,8 +41,9 @@ def summary(
     idle: idle_cost.IdleCostReport,
     queue: async_queue.AsyncReport,
     boto3: lambda_invoke.LambdaInvokeReport,
+    fan_out: sdk_map.MapReport,
 ) -> Iterator[str]:
-    """The goals of issues 3 and 4 and DESIGN.md, each with its figure from this run."""
+    """The goals of issues 3, 4 and 9 and DESIGN.md, each with its figure from this run."""
     ours = warm.rows["pyfaas"]
 
     def verdict(ok: bool) -> str:
@@ -113,6 +116,13 @@ def summary(
             f"| boto3 invoke p50 within {lambda_invoke.GOAL_RATIO}x of {native} | "
             f"{times:.2f}x | {verdict(times <= lambda_invoke.GOAL_RATIO)} |"
         )
+    ray = f"{fan_out.ray:,.0f}/s" if isinstance(fan_out.ray, float) else str(fan_out.ray)
+    yield (
+        f"| Function.map of {fan_out.items:,} tiny items at c={fan_out.concurrency} >= "
+        f"{sdk_map.GOAL_PER_SECOND:,} items/s, ahead of Ray tasks | {fan_out.pyfaas:,.0f}/s "
+        f"(Ray {ray}, ProcessPoolExecutor {fan_out.process_pool:,.0f}/s) "
+        f"| {verdict(fan_out.goal_met)} |"
+    )
 
 
 def main() -> None:
@@ -137,6 +147,10 @@ def main() -> None:
         queue = async_queue.run(async_queue.AsyncSettings())
     print("boto3 invoke (bench/lambda_invoke.py) ...", file=sys.stderr, flush=True)
     boto3 = lambda_invoke.run(invoke.InvokeSettings(requests=1000, concurrencies=(1,)))
+    print("Function.map (bench/sdk_map.py) ...", file=sys.stderr, flush=True)
+    wait_quiet()
+    with ForeignLoad() as map_others:
+        fan_out = sdk_map.run()
     sections = [
         ("Warm sync invoke, no-op handler", list(invoke.table(warm))),
         ("Cold start", [*cold_start.table(cold), f"- others' CPU: {cold_others.fraction:.0%}"]),
@@ -147,7 +161,11 @@ def main() -> None:
             [*async_queue.table(queue), f"- others' CPU: {queue_others.fraction:.0%}"],
         ),
         ("boto3 invoke next to the native endpoint", list(lambda_invoke.table(boto3))),
-        ("Goals", list(summary(warm, cold, b, idle, queue, boto3))),
+        (
+            "Function.map fan-out",
+            [*sdk_map.table(fan_out), f"- others' CPU: {map_others.fraction:.0%}"],
+        ),
+        ("Goals", list(summary(warm, cold, b, idle, queue, boto3, fan_out))),
     ]
     for title, lines in sections:
         print(f"\n### {title}\n")

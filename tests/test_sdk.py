@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -218,6 +219,116 @@ def test_map_raises_the_first_failure_in_order_or_yields_it_with_return_exceptio
     assert outcomes[0] == 0.25
     assert isinstance(outcomes[1], ZeroDivisionError)
     assert "1 / x" in str(outcomes[1].__cause__)
+
+
+def test_map_keeps_at_most_concurrency_calls_in_flight_and_each_item_is_one_invocation(
+    app: App,
+) -> None:
+    @app.function
+    def occupy(i: int) -> list[float]:
+        if isinstance(i, str):
+            raise ValueError(i)
+        started = time.time()
+        time.sleep(0.1)
+        return [started, time.time()]
+
+    app.deploy(quiet=True)
+    spans = list(occupy.map(range(24), concurrency=4, progress=False))
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running, most = 0, 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    assert most == 4  # the bound is reached, never passed
+
+    failures = list(occupy.map(["a", 1, "b"], progress=False, return_exceptions=True))
+    ids = {getattr(exc, "request_id", "") for exc in failures if isinstance(exc, ValueError)}
+    assert isinstance(failures[1], list) and len(ids) == 2 and "" not in ids
+
+
+def test_map_raises_what_the_items_iterator_raises_after_the_items_before_it(app: App) -> None:
+    @app.function
+    def double(x: int) -> int:
+        return 2 * x
+
+    app.deploy(quiet=True)
+
+    def items() -> Iterator[int]:
+        yield from (1, 2, 3)
+        raise LookupError("no fourth item")
+
+    got = []
+    with pytest.raises(LookupError, match="no fourth item"):
+        for value in double.map(items(), concurrency=8, progress=False):
+            got.append(value)
+    assert got == [2, 4, 6]
+
+
+def test_map_goes_on_when_the_server_closed_its_idle_connections_meanwhile(app: App) -> None:
+    @app.function
+    def square(x: int) -> int:
+        return x * x
+
+    app.deploy(quiet=True)
+    results = square.map(range(40), concurrency=2, progress=False)
+    assert next(results) == 0
+    time.sleep(6)  # the window is full, the connections idle: uvicorn closes them after 5 s
+    assert list(results) == [x * x for x in range(1, 40)]
+
+
+def test_map_gives_up_on_an_answer_slower_than_the_clients_timeout(
+    app: App, server: ServerProcess
+) -> None:
+    @app.function
+    def nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    app.deploy(quiet=True)
+    app.connect(Client(server.url, timeout=1))
+    outcomes = list(nap.map([0, 4, 0], concurrency=2, progress=False, return_exceptions=True))
+    assert outcomes[0] == 0 and outcomes[2] == 0
+    assert isinstance(outcomes[1], ServerUnreachable)
+    assert "did not answer in time" in str(outcomes[1])
+
+
+def test_map_shows_a_progress_bar_that_reaches_the_number_of_items_on_a_terminal(
+    app: App, tmp_path: Path
+) -> None:
+    import pty
+
+    @app.function
+    def identity(x: int) -> int:
+        return x
+
+    app.deploy(quiet=True)
+    script = tmp_path / "mapper.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from pyfaas import App
+            app = App({app.name!r}, url={app.client.url!r})
+            identity = app.function(lambda x: x, name={identity.name!r})
+            assert list(identity.map(range(300), concurrency=8)) == list(range(300))
+            """
+        )
+    )
+    main, terminal = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=terminal, env=env)
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0, output.decode(errors="replace")
+    assert b"identity.map" in output and b"300/300" in output
 
 
 def test_remote_aio_calls_concurrently_on_the_event_loop(app: App) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from pyfaas.sdk.errors import ApiError, SerializationError, ServerUnreachable
+from pyfaas.sdk.http1 import ConnectionDropped, Http1Connection
 from pyfaas.sdk.remote_exceptions import rebuild_exception
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -134,14 +135,16 @@ class Client:
                 checked(response)
             yield response
 
-    def _unreachable(self, exc: httpx.HTTPError) -> ServerUnreachable:
-        if isinstance(exc, httpx.ConnectError):
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        """The error for ``exc``: httpx's, or an OSError of Http1Connection's."""
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):  # TimeoutError is an OSError
+            return ServerUnreachable(f"the server at {self.url} did not answer in time")
+        refused = isinstance(exc, OSError) and not isinstance(exc, ConnectionDropped)
+        if isinstance(exc, httpx.ConnectError) or refused:
             return ServerUnreachable(
                 f"cannot reach the pyfaas server at {self.url}: is it running? Start one with "
                 "`pyfaas serve` (or `make run`), or point --url/PYFAAS_URL at it."
             )
-        if isinstance(exc, httpx.TimeoutException):
-            return ServerUnreachable(f"the server at {self.url} did not answer in time")
         return ServerUnreachable(f"request to {self.url} failed: {exc}")
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -164,6 +167,26 @@ class Client:
             "POST", _invoke_path(name), content=body, headers=_invoke_headers(log_tail)
         )
         return _invoke_response(response)
+
+    def connection(self) -> Http1Connection:
+        """A keep-alive connection of its own, for many invocations one after the other
+        (``invoke_raw_on``); ``Function.map`` runs one per call it keeps in flight."""
+        return Http1Connection(self.url, self._headers, self._timeout)
+
+    async def invoke_raw_on(
+        self, connection: Http1Connection, name: str, body: bytes
+    ) -> InvokeResponse:
+        """``invoke_raw_async`` over ``connection`` instead of the httpx pool (much less
+        work per call). Raises ApiError and ServerUnreachable as ``invoke_raw`` does."""
+        try:
+            raw = await connection.post(_invoke_path(name), body, _INVOKE_HEADERS)
+        except (OSError, TimeoutError) as exc:
+            connection.close()
+            raise self._unreachable(exc) from None
+        refusal = _refusal(raw.status, raw.body)
+        if refusal is not None:
+            raise refusal
+        return _invoke_answer(raw.headers, raw.body)
 
     def invoke(self, name: str, event: Any = None) -> Any:
         """Run ``name`` with ``event`` (any JSON value; None sends ``{}``) and return its
@@ -269,23 +292,35 @@ def _error_object(body: bytes) -> dict[str, Any]:
 
 def checked(response: httpx.Response) -> httpx.Response:
     """``response`` if its status is under 400, else ApiError with the server's code."""
-    if response.status_code < 400:
-        return response
+    refusal = _refusal(response.status_code, response.content)
+    if refusal is not None:
+        raise refusal
+    return response
+
+
+def _refusal(status: int, body: bytes) -> ApiError | None:
+    """The ApiError an answer with ``status`` and ``body`` stands for; None under 400."""
+    if status < 400:
+        return None
     try:
-        error = response.json()["error"]
+        error = json.loads(body)["error"]
         message, code = str(error["message"]), str(error["code"])
     except (ValueError, KeyError, TypeError):
-        message = f"the server answered {response.status_code}: {response.text[:200]}"
-        code = f"http_{response.status_code}"
-    raise ApiError(message, status=response.status_code, code=code)
+        text = body.decode("utf-8", errors="replace")
+        message = f"the server answered {status}: {text[:200]}"
+        code = f"http_{status}"
+    return ApiError(message, status=status, code=code)
 
 
 def _invoke_path(name: str) -> str:
     return f"/v1/functions/{name}/invoke"
 
 
+_INVOKE_HEADERS = {"Content-Type": "application/json"}
+
+
 def _invoke_headers(log_tail: bool) -> dict[str, str]:
-    headers = {"Content-Type": "application/json"}
+    headers = dict(_INVOKE_HEADERS)
     if log_tail:
         headers["X-Pyfaas-Log-Type"] = "Tail"
     return headers
@@ -308,10 +343,14 @@ def _event_body(event: Any) -> bytes:
 
 
 def _invoke_response(response: httpx.Response) -> InvokeResponse:
-    headers = response.headers
+    return _invoke_answer(response.headers, response.content)
+
+
+def _invoke_answer(headers: Mapping[str, str], body: bytes) -> InvokeResponse:
+    """An invocation's answer from its headers (names lower-case) and body."""
     tail = headers.get("x-pyfaas-log-result")
     return InvokeResponse(
-        body=response.content,
+        body=body,
         request_id=headers.get("x-pyfaas-request-id", ""),
         function_error=headers.get("x-pyfaas-function-error"),
         duration_ms=_float(headers.get("x-pyfaas-duration-ms")),

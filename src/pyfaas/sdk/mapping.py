@@ -1,9 +1,12 @@
 """``Function.map``: many remote calls at once, results in order, with a progress bar.
 
-The calls run on an asyncio event loop in a thread of their own (one httpx.AsyncClient,
-``concurrency`` requests in flight), so the caller's thread only reorders results. At most
-``concurrency`` calls run, and at most ``8 x concurrency`` results wait to be consumed: a
-slow first item does not make the rest pile up without bound.
+The calls run on an event loop in a thread of their own, so the caller's thread only
+reorders results. ``concurrency`` lanes each keep one keep-alive connection to the server
+(sdk/http1.py) and make one call at a time on it: at most ``concurrency`` calls are in
+flight, each a real invocation of its own. At most ``8 x concurrency`` results wait to be
+consumed, so a slow first item does not make the rest pile up without bound. Outcomes cross
+between the threads in batches (one wake-up per batch, not per item): that, and not httpx's
+pool, is what lets a map of tiny calls keep up with the server.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +24,12 @@ if TYPE_CHECKING:
 
 _WINDOW_PER_CALL = 8
 _DONE = -1
+_BAR_EVERY_S = 0.1
+# Outcomes wait this long to cross to the caller's thread together: each crossing wakes it
+# (and the two threads trade the GIL), which would cost more than a tiny call does.
+_BATCH_EVERY_S = 0.002
+
+Outcome = tuple[int, bool, Any]
 
 
 def map_calls(
@@ -36,21 +45,27 @@ def map_calls(
     runner = _CallRunner(function, arguments, concurrency)
     bar = _progress_bar(function.name, total) if progress else None
     waiting: dict[int, tuple[bool, Any]] = {}
-    expected, count = 0, None
+    expected, count, unreleased = 0, None, 0
     runner.start()
     try:
         while count is None or expected < count:
-            index, ok, value = runner.outcomes.get()
-            if index == _DONE:
-                count = value
-            else:
-                waiting[index] = (ok, value)
-                if bar is not None:
-                    bar.advance()
+            if unreleased and runner.outcomes.empty():
+                runner.consumed(unreleased)  # before waiting: the window must not stay shut
+                unreleased = 0
+            for index, ok, value in runner.outcomes.get():
+                if index == _DONE:
+                    count = value
+                else:
+                    waiting[index] = (ok, value)
+            if bar is not None:
+                bar.update(expected + len(waiting))
             while expected in waiting:
                 ok, value = waiting.pop(expected)
                 expected += 1
-                runner.consumed()
+                unreleased += 1
+                if unreleased >= concurrency:
+                    runner.consumed(unreleased)
+                    unreleased = 0
                 if not ok and not return_exceptions:
                     raise value
                 yield value
@@ -67,9 +82,13 @@ class _CallRunner:
         self, function: Function[Any, Any], arguments: Iterator[tuple[Any, ...]], concurrency: int
     ) -> None:
         self._function = function
-        self._arguments = arguments
+        self._arguments = enumerate(arguments)
         self._concurrency = concurrency
-        self.outcomes: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
+        self._count = 0
+        self._exhausted = False
+        # Lists of outcomes, the last batch ending with (_DONE, True, number of items).
+        self.outcomes: queue.SimpleQueue[list[Outcome]] = queue.SimpleQueue()
+        self._batch: list[Outcome] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._window: asyncio.Semaphore | None = None
         self._main: asyncio.Task[None] | None = None
@@ -80,11 +99,11 @@ class _CallRunner:
         self._thread.start()
         self._ready.wait()
 
-    def consumed(self) -> None:
-        """One result was handed to the caller: room for one more call."""
-        if self._loop is not None and self._window is not None:
+    def consumed(self, n: int) -> None:
+        """``n`` results were handed to the caller: room for ``n`` more calls."""
+        if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # all calls made: the loop is closed
-                self._loop.call_soon_threadsafe(self._window.release)
+                self._loop.call_soon_threadsafe(self._release, n)
 
     def stop(self) -> None:
         """Cancel the calls still running (the caller stopped early or one failed)."""
@@ -95,57 +114,91 @@ class _CallRunner:
 
     def _run(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
-            asyncio.run(self._main_task())
+            _event_loop_runner()(self._main_task())
+
+    def _release(self, n: int) -> None:
+        assert self._window is not None
+        for _ in range(n):
+            self._window.release()
 
     async def _main_task(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._window = asyncio.Semaphore(self._concurrency * _WINDOW_PER_CALL)
         self._main = asyncio.current_task()
         self._ready.set()
+        lanes = [asyncio.create_task(self._lane()) for _ in range(self._concurrency)]
         try:
-            await self._call_all()
+            await asyncio.gather(*lanes)
+        except BaseException:
+            for lane in lanes:
+                lane.cancel()
+            raise
         finally:
-            await self._function.app.client.aclose()
+            self._deliver((_DONE, True, self._count))
+            self._flush()
 
-    async def _call_all(self) -> None:
+    async def _lane(self) -> None:
+        """Call the function on the next item, one after the other, over one connection."""
         assert self._window is not None
-        in_flight = asyncio.Semaphore(self._concurrency)
-        tasks: set[asyncio.Task[None]] = set()
-        count = 0
-        try:
-            for index, args in enumerate(self._arguments):
-                await self._window.acquire()
-                await in_flight.acquire()
-                task = asyncio.create_task(self._call(index, args, in_flight))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                count = index + 1
-            await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
-            raise
-        except Exception as exc:
-            # The items' iterator failed: the calls started finish, then the error is the
-            # outcome of the item it could not produce.
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.outcomes.put((count, False, exc))
-            count += 1
-        finally:
-            self.outcomes.put((_DONE, True, count))
-
-    async def _call(self, index: int, args: tuple[Any, ...], in_flight: asyncio.Semaphore) -> None:
         f = self._function
+        client = f.app.client
+        connection = client.connection()
         try:
-            response = await f.app.client.invoke_raw_async(f.name, f.encode(args, {}))
-            outcome: tuple[int, bool, Any] = (index, True, f.decode(response))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            outcome = (index, False, exc)
+            while True:
+                await self._window.acquire()
+                item = self._next_item()
+                if item is None:
+                    self._window.release()
+                    return
+                index, args = item
+                try:
+                    response = await client.invoke_raw_on(connection, f.name, f.encode(args, {}))
+                    outcome: Outcome = (index, True, f.decode(response))
+                except Exception as exc:
+                    outcome = (index, False, exc)
+                self._deliver(outcome)
         finally:
-            in_flight.release()
-        self.outcomes.put(outcome)
+            connection.close()
+
+    def _next_item(self) -> tuple[int, tuple[Any, ...]] | None:
+        """The next item and its index; None once there are no more. When the items'
+        iterator fails, its error is the outcome of the item it could not produce."""
+        if self._exhausted:
+            return None
+        try:
+            index, args = next(self._arguments)
+        except StopIteration:
+            self._exhausted = True
+            return None
+        except Exception as exc:
+            self._exhausted = True
+            self._deliver((self._count, False, exc))
+            self._count += 1
+            return None
+        self._count = index + 1
+        return index, args
+
+    def _deliver(self, outcome: Outcome) -> None:
+        """Hand ``outcome`` to the caller's thread with the others of this loop turn."""
+        if not self._batch:
+            assert self._loop is not None
+            self._loop.call_later(_BATCH_EVERY_S, self._flush)
+        self._batch.append(outcome)
+
+    def _flush(self) -> None:
+        if self._batch:
+            self.outcomes.put(self._batch)
+            self._batch = []
+
+
+def _event_loop_runner() -> Callable[[Any], Any]:
+    """uvloop's run when it is installed (it comes with uvicorn[standard]), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    run: Callable[[Any], Any] = uvloop.run
+    return run
 
 
 class _Bar:
@@ -184,22 +237,22 @@ class _Bar:
             self._rich.start()
             self._task = self._rich.add_task(label, total=total)
 
-    def advance(self) -> None:
-        self._done += 1
-        if self._rich is not None:
-            self._rich.advance(self._task)
-        elif time.monotonic() - self._shown_at > 0.1:
+    def update(self, done: int) -> None:
+        """``done`` calls finished so far; the display is redrawn at most every 0.1 s."""
+        self._done = done
+        if time.monotonic() - self._shown_at > _BAR_EVERY_S:
             self._show()
 
     def close(self) -> None:
+        self._show()
         if self._rich is not None:
             self._rich.stop()
-        else:
-            self._show()
 
     def _show(self) -> None:
         self._shown_at = time.monotonic()
-        if self._handle is not None:
+        if self._rich is not None:
+            self._rich.update(self._task, completed=self._done)
+        elif self._handle is not None:
             self._handle.update(self._html(self._render()))  # type: ignore[no-untyped-call]
 
     def _render(self) -> str:
@@ -223,5 +276,6 @@ def _in_notebook() -> bool:
         from IPython import get_ipython
     except ImportError:
         return False
-    shell = get_ipython()  # type: ignore[misc,unused-ignore]  # IPython typed oddly beside numpy
+    current_shell: Callable[[], object] = get_ipython  # typed or not, by IPython's version
+    shell = current_shell()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
