@@ -3,13 +3,15 @@
 A Core ``insert()`` with a list of dicts makes SQLAlchemy build and convert every row's
 parameters on the event loop (tens of microseconds a row): too much for the usage record and
 the log of every invocation. ``BulkInsert`` sends plain tuples in the driver's own parameter
-style, so the loop only builds the tuples; the driver binds them (in aiosqlite's thread on
-SQLite). Only for columns whose Python values the driver takes as they are: str, int, float,
-None. Engine events still run (on PostgreSQL, NUL characters are replaced: postgres_text).
+style, so the loop only builds the tuples; the driver binds them (on SQLite in a thread:
+``run_sqlite`` inside ``Transactions.in_thread``). Only for columns whose Python values the
+driver takes as they are: str, int, float, None. On PostgreSQL, engine events still run (NUL
+characters are replaced: postgres_text); SQLite stores them as they are.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,3 +52,7 @@ class BulkInsert:
         """Insert ``rows`` on ``conn`` (in its transaction) with one executemany."""
         if rows:
             await conn.exec_driver_sql(self.statement(conn.dialect.paramstyle), list(rows))
+
+    def run_sqlite(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """The same on a plain sqlite3 connection (blocking: Transactions.in_thread)."""
+        conn.executemany(self.statement("qmark"), rows)

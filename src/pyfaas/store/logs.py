@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,6 @@ _INSERT = BulkInsert(invocation_logs, _COLUMNS)
 # PostgreSQL: RETURNING on a many-row insert; SQLAlchemy sends multi-row VALUES and hands the
 # ids back in the order of the parameters, so a follower can be told each record's id at once.
 _INSERT_RETURNING = invocation_logs.insert().returning(_l.id, sort_by_parameter_order=True)
-_LAST_ROWID = sa.text("SELECT last_insert_rowid()")
 _MAX_ID = sa.select(sa.func.max(_l.id))
 _MAX_ID_OF = sa.select(sa.func.max(_l.id)).where(_l.function == sa.bindparam("function"))
 _DELETE_BEFORE = invocation_logs.delete().where(_l.timestamp < sa.bindparam("cutoff"))
@@ -40,6 +40,15 @@ def _trim_statement() -> sa.Delete:
 
 
 _TRIM = _trim_statement()
+
+
+def _insert_sqlite(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> range:
+    # SQLite would send one INSERT per row to keep RETURNING in order. It has one writer,
+    # and a rowid table gives each new row max(rowid) + 1: the batch's ids are the
+    # consecutive ones ending at the last inserted rowid.
+    _INSERT.run_sqlite(conn, rows)
+    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    return range(last - len(rows) + 1, last + 1)
 
 
 def _utf8_size(text: str) -> int:
@@ -74,16 +83,12 @@ class LogStore:
         rows = [
             (r.function, r.request_id, r.timestamp, r.text, _utf8_size(r.text)) for r in records
         ]
-        async with self._tx.begin() as conn:
-            if self._sqlite:
-                # SQLite would send one INSERT per row to keep RETURNING in order. It has one
-                # writer, and a rowid table gives each new row max(rowid) + 1: the batch's ids
-                # are the consecutive ones ending at the last inserted rowid.
-                await _INSERT.run(conn, rows)
-                last = int((await conn.execute(_LAST_ROWID)).scalar_one())
-                ids: Sequence[int] = range(last - len(rows) + 1, last + 1)
-            else:
-                named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+        ids: Sequence[int]
+        if self._sqlite:
+            ids = await self._tx.in_thread(lambda conn: _insert_sqlite(conn, rows))
+        else:
+            named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+            async with self._tx.begin() as conn:
                 ids = (await conn.execute(_INSERT_RETURNING, named)).scalars().all()
         return [
             LogRecord(r.function, r.request_id, r.timestamp, r.text, id_)

@@ -73,6 +73,9 @@ class UsageStore:
             )
             for r in records
         ]  # fmt: skip
+        if self._tx.sqlite:
+            await self._tx.in_thread(lambda conn: _INSERT.run_sqlite(conn, rows))
+            return
         async with self._tx.begin() as conn:
             await _INSERT.run(conn, rows)
 
