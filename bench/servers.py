@@ -53,6 +53,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of one process (all its threads, not its children), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     """Pids whose parent is ``pid`` (pyfaas workers are the server's direct children)."""
     found = []
@@ -150,6 +156,12 @@ class PyfaasServer:
         data, files = deploy_form(name, code_zip(handler_source), **config)
         url = f"{self.url}/v1/functions/{name}"
         httpx.put(url, data=data, files=files, timeout=120).raise_for_status()
+
+    def stats(self, name: str) -> dict[str, int]:
+        """A function's counters as the server reports them (invocations, cold_starts, ...)."""
+        response = httpx.get(f"{self.url}/v1/functions/{name}", timeout=30)
+        stats: dict[str, int] = response.raise_for_status().json()["stats"]
+        return stats
 
     def workers(self) -> list[int]:
         """The server's worker processes now: the leaves of its process tree (workers are

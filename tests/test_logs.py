@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sqlite3
 import statistics
 import threading
 import time
@@ -320,6 +321,34 @@ def test_stopping_the_server_ends_open_follows_at_once(tmp_path: Path) -> None:
     assert srv.proc.returncode == 0
     assert took < 8, f"stopping took {took:.1f} s: the open stream held it up"
     assert "timeout graceful shutdown exceeded" not in srv.log_path.read_text()
+
+
+def test_with_invocation_logs_off_calls_run_and_are_metered_but_store_no_log(
+    tmp_path: Path,
+) -> None:
+    srv = ServerProcess(tmp_path / "home", env={"PYFAAS_INVOCATION_LOGS": "false"}).wait_ready()
+    try:
+        with srv.client() as api:
+            name = echo_function(api, "unlogged")
+            response = api.post(f"/v1/functions/{name}/invoke", json={"lines": ["hi"], "n": 7})
+            assert response.status_code == 200 and response.json() == 7
+            rid = response.headers["x-pyfaas-request-id"]
+            assert records(api, name) == []
+    finally:
+        srv.stop()
+    with sqlite3.connect(tmp_path / "home" / "pyfaas.db") as db:
+        assert db.execute("SELECT count(*) FROM invocation_logs").fetchone() == (0,)
+        assert db.execute("SELECT request_id FROM usage_records").fetchall() == [(rid,)]
+
+
+def test_a_bad_invocation_logs_setting_stops_serve_with_one_line(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve", "--home", str(tmp_path / "home"), env={"PYFAAS_INVOCATION_LOGS": "sometimes"}
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "pyfaas: invocation_logs must be true or false, got 'sometimes'"
+    ]
 
 
 def test_a_follower_that_falls_behind_catches_up_from_the_store(tmp_path: Path) -> None:

@@ -375,23 +375,36 @@ def test_log_queries_by_request_tail_limit_and_follow(url: str) -> None:
     with_store(url, story)
 
 
-def test_a_batch_of_logs_is_written_with_one_executemany(url: str) -> None:
+def test_a_batch_of_logs_is_written_with_one_executemany_in_one_transaction(url: str) -> None:
     inserts: list[bool] = []
+    traced: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, _p: Any, _c: Any, many: bool) -> None:
         if statement.lstrip().upper().startswith("INSERT INTO INVOCATION_LOGS"):
             inserts.append(many)
 
     async def story(store: Store) -> None:
+        if store.is_sqlite:
+            # SQLite batches bypass SQLAlchemy: they run on the store's own sqlite3 connection
+            # in a thread (Transactions.in_thread); watch that connection's statements.
+            await store.append_logs(lines("opening", "o", 1))
+            direct = store._tx._direct
+            assert direct is not None
+            direct.set_trace_callback(traced.append)
         sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
         try:
             await store.append_logs(lines("batched", "r", 200))
         finally:
             sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
         assert len(await store.query_logs("batched")) == 200
+        if store.is_sqlite:
+            assert traced[0] == "BEGIN IMMEDIATE" and traced[-1] == "COMMIT"
+            assert sum(t.startswith("INSERT INTO") for t in traced) == 200
+            assert len(traced) == 200 + 3  # BEGIN, the rows, last_insert_rowid(), COMMIT
+        else:
+            assert inserts == [True]
 
     with_store(url, story)
-    assert inserts == [True]
 
 
 def test_deleting_a_function_deletes_its_logs_and_no_others(url: str) -> None:

@@ -43,12 +43,14 @@ class InvocationService:
         usage: UsageWriter | None = None,
         tracing: Tracing | None = None,
         resolve: Callable[[str], Awaitable[FunctionVersion]] | None = None,
+        log_invocations: bool = True,
     ) -> None:
         self._functions = functions
         # Resolves "name", "name:3", "name:alias" (control.versions); else $LATEST only.
         self.resolve = resolve or functions.resolve
         self._scaler = scaler
         self._logs = logs
+        self._log_invocations = log_invocations  # False: invocation_logs = false
         self._limits = limits
         self._enqueuer = enqueuer
         self._usage = usage  # None: metering is off
@@ -110,9 +112,9 @@ class InvocationService:
         self, fv: FunctionVersion, request: InvocationRequest, trigger: str = "other"
     ) -> InvocationResult:
         """One invocation through admission and the executor; its log and its usage record
-        go to their writers, and its span (when tracing is on) to the exporter. Every
-        invocation passes here: sync, async deliveries, triggers. A throttled call raises
-        TooManyRequests and is not metered (it never ran).
+        go to their writers (unless invocation_logs or metering is off), and its span (when
+        tracing is on) to the exporter. Every invocation passes here: sync, async deliveries,
+        triggers. A throttled call raises TooManyRequests and is not metered (it never ran).
         """
         started = time.time()
         if self._tracing.enabled:
@@ -123,7 +125,8 @@ class InvocationService:
             result = await self._scaler.invoke(fv, request)
         if fv.secret_values:
             result = redact(result, fv.secret_values)
-        self._logs.submit_invocation(fv, result, started)
+        if self._log_invocations:
+            self._logs.submit_invocation(fv, result, started)
         if self._usage is not None:
             self._usage.record(fv, result, started)
         return result

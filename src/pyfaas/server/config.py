@@ -66,6 +66,9 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     # Metering: record the usage of every invocation (off only to measure what it costs).
     metering: bool = True
+    # Invocation logs: store each invocation's START, output, END and REPORT lines (off only
+    # to measure what logging costs, together with metering: bench/invoke.py).
+    invocation_logs: bool = True
     # OpenTelemetry spans per invocation: none, console (printed) or otlp (OTLP/HTTP to
     # OTEL_EXPORTER_OTLP_ENDPOINT); console and otlp need the otel extra.
     tracing: str = "none"
@@ -223,7 +226,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = int(value)
         elif key in _FLOAT_SETTINGS:
             out[key] = float(value)
-        elif key == "metering":
+        elif key in ("metering", "invocation_logs"):
             out[key] = _boolean(key, value)
         elif key in ("log_retention_bytes", "log_buffer_bytes") or key in (
             "auth_failure_limit",

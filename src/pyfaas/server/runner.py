@@ -126,6 +126,7 @@ class Server:
             usage=usage,
             tracing=tracing,
             resolve=versions.resolve,
+            log_invocations=cfg.invocation_logs,
         )
         self._dispatcher = dispatcher = Dispatcher(
             store.events,

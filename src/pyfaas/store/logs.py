@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,15 +10,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pyfaas.model import LogQuery, LogRecord
+from pyfaas.store.bulk import BulkInsert
 from pyfaas.store.engine import Transactions
 from pyfaas.store.tables import invocation_logs
 
 _l = invocation_logs.c
-_INSERT = invocation_logs.insert()
+_COLUMNS = ("function", "request_id", "timestamp", "text", "size")
+_INSERT = BulkInsert(invocation_logs, _COLUMNS)
 # PostgreSQL: RETURNING on a many-row insert; SQLAlchemy sends multi-row VALUES and hands the
 # ids back in the order of the parameters, so a follower can be told each record's id at once.
 _INSERT_RETURNING = invocation_logs.insert().returning(_l.id, sort_by_parameter_order=True)
-_LAST_ROWID = sa.text("SELECT last_insert_rowid()")
 _MAX_ID = sa.select(sa.func.max(_l.id))
 _MAX_ID_OF = sa.select(sa.func.max(_l.id)).where(_l.function == sa.bindparam("function"))
 _DELETE_BEFORE = invocation_logs.delete().where(_l.timestamp < sa.bindparam("cutoff"))
@@ -38,6 +40,20 @@ def _trim_statement() -> sa.Delete:
 
 
 _TRIM = _trim_statement()
+
+
+def _insert_sqlite(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> range:
+    # SQLite would send one INSERT per row to keep RETURNING in order. It has one writer,
+    # and a rowid table gives each new row max(rowid) + 1: the batch's ids are the
+    # consecutive ones ending at the last inserted rowid.
+    _INSERT.run_sqlite(conn, rows)
+    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    return range(last - len(rows) + 1, last + 1)
+
+
+def _utf8_size(text: str) -> int:
+    # Most log text is ASCII: its length is its size, without encoding a copy.
+    return len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
 
 
 def _contains(column: sa.ColumnElement[str], text: str, *, sqlite: bool) -> sa.ColumnElement[bool]:
@@ -65,25 +81,15 @@ class LogStore:
         if not records:
             return []
         rows = [
-            {
-                "function": r.function,
-                "request_id": r.request_id,
-                "timestamp": r.timestamp,
-                "text": r.text,
-                "size": len(r.text.encode("utf-8", errors="replace")),
-            }
-            for r in records
+            (r.function, r.request_id, r.timestamp, r.text, _utf8_size(r.text)) for r in records
         ]
-        async with self._tx.begin() as conn:
-            if self._sqlite:
-                # SQLite would send one INSERT per row to keep RETURNING in order. It has one
-                # writer, and a rowid table gives each new row max(rowid) + 1: the batch's ids
-                # are the consecutive ones ending at the last inserted rowid.
-                await conn.execute(_INSERT, rows)
-                last = int((await conn.execute(_LAST_ROWID)).scalar_one())
-                ids: Sequence[int] = range(last - len(rows) + 1, last + 1)
-            else:
-                ids = (await conn.execute(_INSERT_RETURNING, rows)).scalars().all()
+        ids: Sequence[int]
+        if self._sqlite:
+            ids = await self._tx.in_thread(lambda conn: _insert_sqlite(conn, rows))
+        else:
+            named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+            async with self._tx.begin() as conn:
+                ids = (await conn.execute(_INSERT_RETURNING, named)).scalars().all()
         return [
             LogRecord(r.function, r.request_id, r.timestamp, r.text, id_)
             for r, id_ in zip(records, ids, strict=True)

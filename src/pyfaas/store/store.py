@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -70,6 +71,7 @@ class Store:
 
     async def close(self) -> None:
         """Close every pooled connection. The store is unusable afterwards."""
+        await asyncio.to_thread(self._tx.close)
         await self._engine.dispose()
 
     async def create_function(self, record: FunctionRecord) -> None:

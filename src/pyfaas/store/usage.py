@@ -11,11 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pyfaas.model import UsageRecord
 from pyfaas.model.usage import CRASH, ERROR, SUCCESS, TIMEOUT
+from pyfaas.store.bulk import BulkInsert
 from pyfaas.store.engine import Transactions
 from pyfaas.store.tables import usage_records
 
 _u = usage_records.c
-_INSERT = usage_records.insert()
+_INSERT = BulkInsert(
+    usage_records,
+    (
+        "function", "version", "request_id", "started_at", "hour", "duration_us", "billed_ms",
+        "memory_mb", "max_memory_mb", "cpu_us", "init_us", "outcome", "price_plan",
+    ),
+)  # fmt: skip
 BUCKETS = ("hour", "day")
 
 
@@ -59,25 +66,18 @@ class UsageStore:
         if not records:
             return
         rows = [
-            {
-                "function": r.function,
-                "version": r.version,
-                "request_id": r.request_id,
-                "started_at": r.started_at,
-                "hour": int(r.started_at // 3600),
-                "duration_us": r.duration_us,
-                "billed_ms": r.billed_ms,
-                "memory_mb": r.memory_mb,
-                "max_memory_mb": r.max_memory_mb,
-                "cpu_us": r.cpu_us,
-                "init_us": r.init_us,
-                "outcome": r.outcome,
-                "price_plan": r.price_plan,
-            }
+            (
+                r.function, r.version, r.request_id, r.started_at, int(r.started_at // 3600),
+                r.duration_us, r.billed_ms, r.memory_mb, r.max_memory_mb, r.cpu_us, r.init_us,
+                r.outcome, r.price_plan,
+            )
             for r in records
-        ]
+        ]  # fmt: skip
+        if self._tx.sqlite:
+            await self._tx.in_thread(lambda conn: _INSERT.run_sqlite(conn, rows))
+            return
         async with self._tx.begin() as conn:
-            await conn.execute(_INSERT, rows)
+            await _INSERT.run(conn, rows)
 
     async def usage_totals(
         self,
