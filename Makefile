@@ -29,10 +29,10 @@ bubblewrap:
 	  fi; }
 
 install: $(UV) bubblewrap
-	$(UV) sync --frozen --no-editable --reinstall-package pyfaas --quiet
+	$(UV) sync --frozen --compile-bytecode --no-editable --reinstall-package pyfaas --quiet
 
 install-test: $(UV) bubblewrap
-	$(UV) sync --frozen --extra test --extra otel --no-editable --reinstall-package pyfaas --quiet
+	$(UV) sync --frozen --compile-bytecode --extra test --extra otel --no-editable --reinstall-package pyfaas --quiet
 	@# The console's tests drive Debian's Chromium (Playwright cannot download a browser here).
 	@command -v chromium >/dev/null 2>&1 || { \
 		[ "$$(id -u)" = 0 ] || { echo "the console tests need Debian's chromium: run 'apt-get install chromium' as root" >&2; exit 1; }; \
@@ -40,7 +40,7 @@ install-test: $(UV) bubblewrap
 
 # The peers that bench/ measures pyfaas against (Ray Serve, functions-framework, numpy).
 install-bench: $(UV) bubblewrap
-	$(UV) sync --frozen --extra test --extra otel --extra bench --no-editable --reinstall-package pyfaas --quiet
+	$(UV) sync --frozen --compile-bytecode --extra test --extra otel --extra bench --no-editable --reinstall-package pyfaas --quiet
 
 run: install
 	$(VENV)/bin/pyfaas serve --host $(HOST) --port $(PORT) --deploy-dir examples
