@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import collections
 import json
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -128,6 +129,26 @@ def test_a_deploy_through_one_server_runs_on_the_other_at_once(
     gone = b.post(f"/v1/functions/{name}/invoke", json={})
     assert error_of(gone) == (404, "function_not_found")
     assert second not in stored_bundles(cluster.url), "nothing runs the code any more"
+
+
+def test_code_missing_from_the_database_is_a_clear_503_until_deployed_again(
+    cluster: Cluster, a: httpx.Client, b: httpx.Client
+) -> None:
+    name = unique("lost")
+    assert deploy(a, name, returns("here")).status_code == 201
+    sha = a.get(f"/v1/functions/{name}").json()["code_sha256"]
+    # B unpacked the code when it heard of the deploy; both copies go.
+    wait_for(lambda: (cluster.b.home / "code" / sha).is_dir(), 10, "B has the code")
+    shutil.rmtree(cluster.b.home / "code" / sha)
+    with psycopg.connect(cluster.url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute("DELETE FROM code_blobs WHERE sha256 = %s", (sha,))
+    # A config change makes B read the function again.
+    assert a.patch(f"/v1/functions/{name}", json={"description": "moved"}).is_success
+    missing = b.post(f"/v1/functions/{name}/invoke", json={})
+    assert error_of(missing) == (503, "code_unavailable")
+    assert "deploy it again" in missing.json()["error"]["message"]
+    assert deploy(a, name, returns("here")).status_code == 200  # puts the bundle back
+    assert invoke(b, name) == "here"
 
 
 def test_aliases_urls_and_revoked_tokens_change_everywhere_at_once(

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pyfaas.model import PyfaasError
 from pyfaas.store.engine import Transactions
 from pyfaas.store.tables import code_blobs, function_versions, functions
 
@@ -147,5 +148,7 @@ class ChangeFeed:
 async def _deliver(on_change: OnChange, change: Change) -> None:
     try:
         await on_change(change)
+    except PyfaasError as exc:  # e.g. code_unavailable: the next request answers it too
+        log.warning("applying a change from another server: %s (%s)", exc.message, exc.code)
     except Exception:  # one failed reload must not stop the feed
         log.exception("applying a change from another server failed: %s", change)
