@@ -104,8 +104,8 @@ def test_servers_sharing_a_postgres_queue_deliver_each_event_once(tmp_path: Path
     out = tmp_path / "seen.txt"
     with postgres_database() as url:
         env = {"PYFAAS_DATABASE_URL": url}
-        # One home: code and layers are stored on a file system both servers see.
-        servers = [ServerProcess(tmp_path / "home", env=env).wait_ready() for _ in range(2)]
+        # A home each, as on two machines: the second one unpacks the code from the database.
+        servers = [ServerProcess(tmp_path / f"home{i}", env=env).wait_ready() for i in range(2)]
         try:
             with servers[0].client() as api:
                 assert deploy(api, "shared", APPENDER, environment={"OUT": str(out)}).is_success

@@ -27,7 +27,7 @@ async def get_code(request: Request) -> Response:
     """
     functions = services(request).functions
     record = await functions.get(request.path_params["name"])
-    code_dir = Path(functions.version_of(record).code_dir)
+    code_dir = Path((await functions.runnable(record)).code_dir)
     content = await asyncio.to_thread(_zip, code_dir)
     return Response(
         content,

@@ -17,6 +17,7 @@ from collections import deque
 from pyfaas.model import Forbidden, InvalidRequest, NotFound, TooManyRequests, Unauthorized
 from pyfaas.model.access import TOKEN_PREFIX, ApiToken, TokenRequest
 from pyfaas.store.access import TokenStore
+from pyfaas.store.shared import ChangeFeed
 
 _MAX_CACHED = 10_000
 _MAX_ADDRESSES = 65_536
@@ -85,8 +86,10 @@ class TokenService:
         *,
         enabled: bool,
         cache_s: float = 1.0,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._store = store
+        self._changes = changes  # other servers forget a revoked token at once
         self.guard = guard
         self._enabled = enabled
         self._cache_s = cache_s
@@ -121,7 +124,8 @@ class TokenService:
         return await self._store.list()
 
     async def revoke(self, token_id: str) -> ApiToken:
-        """Revoke at once on this server (other servers: within ``cache_s``).
+        """Revoke at once on this server and, through the change feed, on the others
+        sharing its database (at the latest after ``cache_s``).
 
         Raises NotFound (token_not_found). Revoking a revoked token changes nothing.
         """
@@ -132,7 +136,13 @@ class TokenService:
                 code="token_not_found",
             )
         self._verified = {k: v for k, v in self._verified.items() if v[0].id != token_id}
+        if self._changes is not None:
+            await self._changes.publish("token")
         return token
+
+    def forget(self) -> None:
+        """Another server revoked a token: verify every token again."""
+        self._verified.clear()
 
     async def authenticate(
         self, authorization: bytes, address: str, *, count_failure: bool = True

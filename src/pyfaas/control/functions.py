@@ -23,6 +23,7 @@ from pyfaas.model import (
     InvalidFunctionConfig,
     Limits,
     PyfaasError,
+    ServiceUnavailable,
 )
 from pyfaas.model.function import check_fields
 from pyfaas.packaging import Bundle, CodeStore
@@ -50,7 +51,10 @@ class FunctionService:
 
     A deploy validates everything before anything is written: the config, the bundle, the
     requirements layer, and the handler (imported in a real worker). Resolved versions are
-    cached in memory so that an invoke does not touch the database.
+    cached in memory so that an invoke does not touch the database. On a database that
+    several servers share, every deploy and delete is published on the store's change feed
+    (the other servers :meth:`reload` the function) and the uploaded zip is kept in the
+    database, from where a server that never saw the deploy unpacks the code.
     """
 
     def __init__(
@@ -79,12 +83,17 @@ class FunctionService:
         self._in_flight: dict[str, int] = {}
         self._warming: set[asyncio.Task[None]] = set()
         self._secrets = secrets
+        self._fetching: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
         """Register every stored function with the scaler (reservations now; provisioned
         workers start in the background)."""
         for record in await self._store.list_functions():
-            fv = self._resolved[record.name] = self.version_of(record)
+            try:
+                fv = self._resolved[record.name] = await self.runnable(record)
+            except ServiceUnavailable as exc:  # resolving it later tries again
+                log.warning("function %s is not runnable here yet: %s", record.name, exc)
+                continue
             self._scaler.reserve(fv)
             if fv.provisioned_concurrency:
                 task = asyncio.create_task(self._scaler.configure(fv))
@@ -120,7 +129,9 @@ class FunctionService:
             bundle = await self._code.ingest_zip(zip_path)
             self._in_flight[bundle.sha256] = self._in_flight.get(bundle.sha256, 0) + 1
             try:
-                return await self._deploy_bundle(config, bundle, existing, create_only, on_output)
+                return await self._deploy_bundle(
+                    config, bundle, zip_path, existing, create_only, on_output
+                )
             except BaseException:
                 await self._forget(bundle)
                 raise
@@ -131,6 +142,7 @@ class FunctionService:
         self,
         config: FunctionConfig,
         bundle: Bundle,
+        zip_path: Path,
         existing: FunctionRecord | None,
         create_only: bool,
         on_output: Callable[[str], None] | None,
@@ -138,13 +150,23 @@ class FunctionService:
         layer = None
         if bundle.requirements:
             layer = await self._code.ensure_layer(bundle.requirements, on_output)
-        return await self._commit(
+        blobs = self._store.code_blobs
+        zip_bytes = None
+        if blobs is not None:
+            zip_bytes = await asyncio.to_thread(zip_path.read_bytes)
+            await blobs.put(bundle.sha256, zip_bytes)
+        outcome = await self._commit(
             config,
             existing,
             code=(bundle.sha256, bundle.size),
             layer_sha256=layer.sha256 if layer else None,
             create_only=create_only,
         )
+        if blobs is not None and zip_bytes is not None:
+            # Again, now that the record references it: another server's collection may
+            # have removed it in between (it removes only what nothing references).
+            await blobs.put(bundle.sha256, zip_bytes)
+        return outcome
 
     async def _commit(
         self,
@@ -183,6 +205,7 @@ class FunctionService:
         else:
             created = await self._store.put_function(record)
         self._resolved[config.name] = fv
+        await self._store.changes.publish("function", config.name)
         if existing is not None:
             # Workers of the old code finish what they run, then go; the new one stays.
             await self._scaler.retire(config.name, keep=fv)
@@ -249,6 +272,7 @@ class FunctionService:
             code = await self._store.versions.code_of(name)
             await self._store.delete_function(name)
             self._resolved.pop(name, None)
+            await self._store.changes.publish("function", name)
             await self._scaler.forget(name)
             await self.collect_code(code)
 
@@ -261,6 +285,8 @@ class FunctionService:
                 continue
             if sha not in self._in_flight:  # checked again: the store query awaited
                 await self._code.collect(sha, unused_for_s=CODE_GRACE_S)
+                if self._store.code_blobs is not None:
+                    await self._store.code_blobs.delete_unreferenced(sha)
 
     async def resolve(self, name: str) -> FunctionVersion:
         """The runnable version behind ``name``; cached. Raises FunctionNotFound."""
@@ -270,9 +296,61 @@ class FunctionService:
             if self._secrets is not None and record.config.secrets:
                 with contextlib.suppress(InvalidFunctionConfig):
                     await self._secrets.require(record.config.secrets)
-            fv = self.version_of(record)
+            fv = await self.runnable(record)
             self._resolved[name] = fv
         return fv
+
+    async def runnable(self, record: FunctionRecord) -> FunctionVersion:
+        """The runnable version of ``record``, its code on this server's disk first: on a
+        shared database, code deployed through another server is unpacked from the
+        database (and its requirements layer built) the first time it is needed.
+
+        Raises ServiceUnavailable (code_unavailable) when the database does not hold it.
+        """
+        blobs = self._store.code_blobs
+        sha = record.code_sha256
+        if blobs is not None and not self._code.code_dir(sha).is_dir():
+            async with self._fetching.setdefault(sha, asyncio.Lock()):
+                if not self._code.code_dir(sha).is_dir():
+                    zip_bytes = await blobs.get(sha)
+                    if zip_bytes is None:
+                        raise ServiceUnavailable(
+                            f"the code of {record.name} is neither on this server nor in the "
+                            "database; deploy it again",
+                            code="code_unavailable",
+                        )
+                    bundle = await self._code.unpack(zip_bytes)
+                    if bundle.requirements and record.layer_sha256:
+                        await self._code.ensure_layer(bundle.requirements)
+        return self.version_of(record)
+
+    async def reload(self, name: str) -> None:
+        """Another server deployed, updated or deleted ``name``: read it again. Workers of
+        code or settings it no longer runs finish what they run, then go; a deleted
+        function's go at once."""
+        async with self._lock(name):
+            old = self._resolved.pop(name, None)
+            record = await self._find(name)
+            if record is None:
+                if old is not None:
+                    await self._scaler.forget(name)
+                    await self.collect_code({old.code_sha256})
+                return
+            fv = self._resolved[name] = await self.runnable(record)
+            if old is not None and old.pool_key == fv.pool_key:
+                self._scaler.reserve(fv)
+                return
+            if old is not None:
+                await self._scaler.retire(name, keep=fv)
+            await self._scaler.configure(fv)
+            if old is not None and old.code_sha256 != fv.code_sha256:
+                await self.collect_code({old.code_sha256})
+
+    async def reload_all(self) -> None:
+        """Changes from other servers may have been missed: read every function again."""
+        names = set(self._resolved) | {r.name for r in await self._store.list_functions()}
+        for name in sorted(names):
+            await self.reload(name)
 
     def arn_of(self, name: str) -> str:
         """The Lambda ARN of function ``name`` on this server (it need not exist)."""
@@ -325,7 +403,7 @@ class FunctionService:
             if not changed & set(record.config.secrets.values()):
                 continue
             async with self._lock(record.name):
-                fv = self.version_of(record)
+                fv = await self.runnable(record)
                 old = self._resolved.get(record.name)
                 self._resolved[record.name] = fv
                 if old is not None and old.pool_key != fv.pool_key:

@@ -35,6 +35,7 @@ from pyfaas.model import (
 )
 from pyfaas.model.secrets import SecretInfo, validate_secret_name, validate_secret_value
 from pyfaas.store.access import SecretStore
+from pyfaas.store.shared import ChangeFeed
 
 log = logging.getLogger("pyfaas.control")
 
@@ -88,8 +89,11 @@ class SecretService:
     ConfigurationError before the server serves.
     """
 
-    def __init__(self, store: SecretStore, key: bytes) -> None:
+    def __init__(
+        self, store: SecretStore, key: bytes, *, changes: ChangeFeed | None = None
+    ) -> None:
         self._store = store
+        self._changes = changes  # other servers read a changed value at once
         self._cipher = AESGCM(key)
         self._values: dict[str, str] = {}
         self._listeners: list[Callable[[set[str]], Awaitable[None]]] = []
@@ -118,7 +122,21 @@ class SecretService:
         if changed and not created:
             for listener in self._listeners:
                 await listener({name})
+            if self._changes is not None:
+                await self._changes.publish("secret", name)
         return await self.get(name), created
+
+    async def reload(self, name: str) -> None:
+        """Another server set secret ``name``: read its value again; the functions using a
+        changed value get new workers."""
+        row = await self._store.get(name)
+        if row is None or name not in self._values:
+            return  # deleted, or not used here yet (read when a function needs it)
+        text = self._decrypt(name, row["ciphertext"])
+        if self._values.get(name) != text:
+            self._values[name] = text
+            for listener in self._listeners:
+                await listener({name})
 
     async def get(self, name: str) -> SecretInfo:
         """Raises InvalidRequest (invalid_secret_name), NotFound (secret_not_found)."""

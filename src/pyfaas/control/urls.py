@@ -52,6 +52,7 @@ from pyfaas.model.urls import (
     validate_auth_type,
 )
 from pyfaas.model.versions import check_qualifier, split_qualifier
+from pyfaas.store.shared import ChangeFeed
 from pyfaas.store.urls import UrlStore
 from pyfaas.telemetry.tracing import valid_traceparent
 
@@ -85,8 +86,10 @@ class FunctionUrlService:
         account_id: str = "000000000000",
         tokens: TokenService | None = None,
         versions: VersionService | None = None,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._store = store
+        self._changes = changes  # other servers forget the URLs of a changed function
         self._versions = versions  # None: URLs are for $LATEST only
         self._functions = functions
         self._invocations = invocations
@@ -95,6 +98,18 @@ class FunctionUrlService:
         self._account_id = account_id
         self._loaded: dict[str, _Loaded] = {}
         self._tokens = tokens  # API tokens with the invoke scope may call TOKEN URLs
+
+    def forget(self, name: str | None = None) -> None:
+        """Another server changed the URLs of ``name`` (None: of any function)."""
+        if name is None:
+            self._loaded.clear()
+        else:
+            self._loaded.pop(name, None)
+
+    async def _changed(self, name: str) -> None:
+        self._loaded.pop(name, None)
+        if self._changes is not None:
+            await self._changes.publish("url", name)
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -127,7 +142,7 @@ class FunctionUrlService:
             updated_at=now,
         )
         await self._store.create(config)
-        self._loaded.pop(name, None)
+        await self._changed(name)
         return config
 
     async def get(self, name: str, qualifier: str | None = None) -> FunctionUrlConfig:
@@ -162,7 +177,7 @@ class FunctionUrlService:
             )
         await self._functions.get(name)
         updated = await self._store.update(name, qualifier, values)
-        self._loaded.pop(name, None)
+        await self._changed(name)
         if updated is None:
             raise _no_url(name)
         return updated
@@ -172,7 +187,7 @@ class FunctionUrlService:
         qualifier = self._check_qualifier(qualifier)
         await self._functions.get(name)
         deleted = await self._store.delete(name, qualifier)
-        self._loaded.pop(name, None)
+        await self._changed(name)
         if not deleted:
             raise _no_url(name)
 

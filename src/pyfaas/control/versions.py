@@ -32,6 +32,7 @@ from pyfaas.model.versions import (
     split_qualifier,
 )
 from pyfaas.scaling import Scaler
+from pyfaas.store.shared import ChangeFeed
 from pyfaas.store.versions import VersionStore
 
 log = logging.getLogger("pyfaas.control")
@@ -61,9 +62,16 @@ class VersionService:
     """
 
     def __init__(
-        self, store: VersionStore, functions: FunctionService, scaler: Scaler, limits: Limits
+        self,
+        store: VersionStore,
+        functions: FunctionService,
+        scaler: Scaler,
+        limits: Limits,
+        *,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._store = store
+        self._changes = changes  # other servers forget what they know of a changed function
         self._functions = functions
         self._scaler = scaler
         self._limits = limits
@@ -86,6 +94,19 @@ class VersionService:
         self._warming.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("provisioned workers of an alias did not start: %s", task.exception())
+
+    def forget(self, name: str | None = None) -> None:
+        """Another server changed the versions or aliases of ``name`` (None: of any
+        function): read them again when next needed."""
+        if name is None:
+            self._known.clear()
+        else:
+            self._known.pop(name, None)
+
+    async def _changed(self, name: str) -> None:
+        self._known.pop(name, None)
+        if self._changes is not None:
+            await self._changes.publish("alias", name)
 
     # --- resolving ---------------------------------------------------------------------------
 
@@ -129,7 +150,7 @@ class VersionService:
             published = await self._store.get_version(name, number)
             provisioned = sum(a.provisioned_for(number) for a in known.aliases.values())
             fv = known.versions[number] = replace(
-                self._functions.version_of(published.as_record()),
+                await self._functions.runnable(published.as_record()),
                 # The function's reservation holds for all its versions together.
                 reserved_concurrency=known.latest.reserved_concurrency,
                 provisioned_concurrency=provisioned,
@@ -176,7 +197,7 @@ class VersionService:
         number = parse_version(version)
         await self._functions.get(name)
         deleted = await self._store.delete_version(name, number)
-        self._known.pop(name, None)
+        await self._changed(name)
         await self._scaler.retire_version(name, str(number))
         await self._functions.collect_code({deleted.code_sha256})
 
@@ -253,7 +274,7 @@ class VersionService:
     async def _apply(self, name: str, numbers: set[int]) -> None:
         """Re-read ``name``'s aliases and give each version in ``numbers`` its provisioned
         share now (starting workers, or letting them scale to zero)."""
-        self._known.pop(name, None)
+        await self._changed(name)
         known = await self._known_for(name)
         for number in sorted(numbers):
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,6 +41,17 @@ class CodeStore:
         (bundle_too_large); nothing is stored then.
         """
         return await asyncio.to_thread(extract_bundle, zip_path, self._code_root, self._limits)
+
+    async def unpack(self, zip_bytes: bytes) -> Bundle:
+        """Store code from the bytes of a zip accepted before (by another server sharing
+        the database); like :meth:`ingest_zip`."""
+        return await asyncio.to_thread(self._unpack, zip_bytes)
+
+    def _unpack(self, zip_bytes: bytes) -> Bundle:
+        with tempfile.NamedTemporaryFile(suffix=".zip") as tmp:
+            tmp.write(zip_bytes)
+            tmp.flush()
+            return extract_bundle(Path(tmp.name), self._code_root, self._limits)
 
     def code_dir(self, sha256: str) -> Path:
         """Where the code with this tree hash is (or would be). Does not block.

@@ -37,6 +37,7 @@ from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
 from pyfaas.packaging.archive import zip_directory
 from pyfaas.scaling import Scaler
+from pyfaas.server.changes import ChangeApplier
 from pyfaas.server.config import ServerConfig
 from pyfaas.server.isolation import start_isolation
 from pyfaas.sources import DeadLetter, PollSettings, SourceService
@@ -73,7 +74,7 @@ class Server:
         key = await asyncio.to_thread(load_key, cfg.home, cfg.secret_key)
         isolation = await start_isolation(cfg.sandbox, cfg.home)
         self._store = store = await open_store(cfg.store_url)
-        secrets = SecretService(store.secrets, key)
+        secrets = SecretService(store.secrets, key, changes=store.changes)
         await secrets.start()
         executor = LocalExecutor(
             limits=cfg.limits,
@@ -113,7 +114,9 @@ class Server:
             secrets=secrets,
         )
         secrets.listen(functions.refresh_secrets)
-        versions = VersionService(store.versions, functions, scaler, cfg.limits)
+        versions = VersionService(
+            store.versions, functions, scaler, cfg.limits, changes=store.changes
+        )
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
         self._tracing = tracing = Tracing(cfg.tracing)
@@ -162,6 +165,18 @@ class Server:
             self.failed_auth,
             enabled=cfg.token is not None,
             cache_s=cfg.token_cache_s,
+            changes=store.changes,
+        )
+        urls = FunctionUrlService(
+            store.urls,
+            functions,
+            invocations,
+            cfg.limits,
+            token=cfg.token,
+            account_id=cfg.account_id,
+            tokens=tokens,
+            versions=versions,
+            changes=store.changes,
         )
         self.services = ApiServices(
             functions=functions,
@@ -171,16 +186,7 @@ class Server:
             scaler=scaler,
             limits=cfg.limits,
             upload_dir=cfg.home / "uploads",
-            urls=FunctionUrlService(
-                store.urls,
-                functions,
-                invocations,
-                cfg.limits,
-                token=cfg.token,
-                account_id=cfg.account_id,
-                tokens=tokens,
-                versions=versions,
-            ),
+            urls=urls,
             schedules=ScheduleService(
                 store.schedules, functions, scheduler, cfg.limits, versions=versions
             ),
@@ -192,6 +198,10 @@ class Server:
             secrets=secrets,
             versions=versions,
             activity=None if usage is None else ActivityService(store.activity, usage),
+        )
+        # Listening first: a deploy through another server during start-up is not missed.
+        await store.changes.start(
+            ChangeApplier(functions, versions, urls, tokens, secrets, scheduler)
         )
         await functions.start()
         await versions.start()
@@ -205,6 +215,8 @@ class Server:
     async def stop(self) -> None:
         """Stop workers, write pending logs, close the store. Safe to call twice."""
         self.services = None
+        if self._store is not None:  # first: applying a change needs everything below
+            await self._store.changes.close()
         if self._scheduler is not None:
             await self._scheduler.close()
             self._scheduler = None

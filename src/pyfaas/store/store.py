@@ -24,6 +24,7 @@ from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.logs import LogStore
 from pyfaas.store.schedules import ScheduleStore
+from pyfaas.store.shared import ChangeFeed, CodeBlobStore
 from pyfaas.store.sources import SourceMappingStore
 from pyfaas.store.tables import function_versions, functions, invocation_logs
 from pyfaas.store.urls import UrlStore
@@ -68,9 +69,12 @@ class Store:
         self.versions = VersionStore(engine, self._tx)
         self.activity = ActivityStore(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.code_blobs = None if self.is_sqlite else CodeBlobStore(engine, self._tx)
+        self.changes = ChangeFeed(url, engine)
 
     async def close(self) -> None:
         """Close every pooled connection. The store is unusable afterwards."""
+        await self.changes.close()
         await asyncio.to_thread(self._tx.close)
         await self._engine.dispose()
 

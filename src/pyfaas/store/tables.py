@@ -277,3 +277,13 @@ function_aliases = sa.Table(
         name="fk_function_aliases_additional_version",
     ),
 )
+
+# The uploaded zip of every stored code tree, on a database that several servers share:
+# a server that never saw the deploy unpacks its code from here (disks are not shared).
+code_blobs = sa.Table(
+    "code_blobs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("zip", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+)
