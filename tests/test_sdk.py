@@ -181,11 +181,8 @@ def test_map_fans_out_and_yields_results_in_the_order_of_the_items(
 
     app.deploy(quiet=True)
     xs = list(range(40))
-    started = time.monotonic()
     results = list(late_for_small.map(xs, [100] * 40, concurrency=8))
-    elapsed = time.monotonic() - started
-    assert results == [x + 100 for x in xs]
-    assert elapsed < 40 * 0.06  # concurrent, not one after the other
+    assert results == [x + 100 for x in xs]  # concurrency itself: the overlap test below
     assert "late_for_small" not in capsys.readouterr().out  # the bar goes to stderr
 
     # A lazy iterable of unknown length, and starmap.
