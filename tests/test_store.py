@@ -120,6 +120,7 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "secrets",
         "function_versions",
         "function_aliases",
+        "alias_rollouts",
     }
     assert before["revision"] == HEAD
 

@@ -25,6 +25,7 @@ from pyfaas.control import (
     MetricsService,
 )
 from pyfaas.control.access import FailedAuthGuard, TokenService
+from pyfaas.control.rollouts import RolloutService
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.secrets import SecretService, load_key
 from pyfaas.control.urls import FunctionUrlService
@@ -63,6 +64,7 @@ class Server:
         self._usage: UsageWriter | None = None
         self._log_sweeper: LogSweeper | None = None
         self._sources: SourceService | None = None
+        self._rollouts: RolloutService | None = None
         self.services: ApiServices | None = None
         # Outlives start/stop: the API refuses guessers before the services are up.
         self.failed_auth = FailedAuthGuard(config.auth_failure_limit, config.auth_failure_window_s)
@@ -114,6 +116,9 @@ class Server:
         )
         secrets.listen(functions.refresh_secrets)
         versions = VersionService(store.versions, functions, scaler, cfg.limits)
+        self._rollouts = rollouts = RolloutService(
+            store.rollouts, versions, store.usage, usage, poll_s=cfg.rollout_poll_s
+        )
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
         self._tracing = tracing = Tracing(cfg.tracing)
@@ -190,10 +195,12 @@ class Server:
             tokens=tokens,
             secrets=secrets,
             versions=versions,
+            rollouts=rollouts,
             activity=None if usage is None else ActivityService(store.activity, usage),
         )
         await functions.start()
         await versions.start()
+        await rollouts.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         await dispatcher.start()
@@ -204,6 +211,9 @@ class Server:
     async def stop(self) -> None:
         """Stop workers, write pending logs, close the store. Safe to call twice."""
         self.services = None
+        if self._rollouts is not None:
+            await self._rollouts.close()
+            self._rollouts = None
         if self._scheduler is not None:
             await self._scheduler.close()
             self._scheduler = None
