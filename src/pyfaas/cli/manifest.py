@@ -8,7 +8,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pyfaas.cli.app_spec import (
     APP_MARKER,
@@ -20,9 +20,8 @@ from pyfaas.cli.app_spec import (
     mark_description,
 )
 from pyfaas.cli.client import CliError
-from pyfaas.cli.toml_lines import Path as KeyPath
-from pyfaas.cli.toml_lines import TomlLines
-from pyfaas.cli.yaml_manifest import YamlLines, load_yaml
+from pyfaas.cli.toml_lines import KeyLines, TomlLines
+from pyfaas.cli.yaml_manifest import load_yaml
 from pyfaas.model import FunctionConfig, InvalidFunctionConfig, InvalidRequest, Limits
 from pyfaas.model.function import NAME_PATTERN
 from pyfaas.model.schedules import MISSED_RUNS
@@ -144,7 +143,7 @@ def load_manifest(directory: Path) -> AppManifest:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
-    lines: TomlLines | YamlLines
+    lines: KeyLines
     if path.name in YAML_NAMES:
         try:
             document, lines = load_yaml(path, text)
@@ -164,14 +163,10 @@ def load_manifest(directory: Path) -> AppManifest:
     return _Reader(path, lines).manifest(document)
 
 
-class _Lines(Protocol):
-    def line_of(self, path: KeyPath) -> int | None: ...
-
-
 class _Reader:
     """Checks one parsed document, turning each problem into a located ManifestError."""
 
-    def __init__(self, file: Path, lines: _Lines) -> None:
+    def __init__(self, file: Path, lines: KeyLines) -> None:
         self.file = file
         self.root = file.parent
         self.lines = lines

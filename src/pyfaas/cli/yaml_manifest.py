@@ -8,24 +8,17 @@ from typing import Any
 
 import yaml
 
+from pyfaas.cli.toml_lines import KeyLines
 from pyfaas.cli.toml_lines import Path as KeyPath
 
 
-class YamlLines:
+class YamlLines(KeyLines):
     """Line numbers (1-based) of the keys and list items of one YAML document."""
 
     def __init__(self, root: yaml.Node | None) -> None:
-        self._lines: dict[KeyPath, int] = {}
+        super().__init__()
         if root is not None:
             self._walk(root, ())
-
-    def line_of(self, path: KeyPath) -> int | None:
-        """The line of ``path``, else of its nearest written ancestor, else None."""
-        for end in range(len(path), 0, -1):
-            line = self._lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
 
     def _walk(self, node: yaml.Node, path: KeyPath) -> None:
         if isinstance(node, yaml.MappingNode):
