@@ -14,7 +14,17 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import PYFAAS, ServerProcess, deploy, run_cli, serving, tidy_client, unique, wait_for
+from conftest import (
+    PYFAAS,
+    ServerProcess,
+    deploy,
+    postgres_database,
+    run_cli,
+    serving,
+    tidy_client,
+    unique,
+    wait_for,
+)
 
 GOOD = "def handler(event, context):\n    return {{'code': {label!r}}}\n"
 BAD = "def handler(event, context):\n    raise RuntimeError('the new version is broken')\n"
@@ -363,3 +373,22 @@ def test_bad_release_flags_are_one_line_errors_and_nothing_is_deployed(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pyfaas: ") and message in lines[0], lines
     assert client.get(f"/v1/functions/{name}").status_code == 404
+
+
+def test_a_rollout_on_postgresql_rolls_back_a_failing_version(tmp_path: Path) -> None:
+    with postgres_database() as url:
+        env = {"PYFAAS_DATABASE_URL": url, "PYFAAS_ROLLOUT_POLL_S": "0.1"}
+        with serving(tmp_path / "pg", env) as server, tidy_client(server) as pg:
+            name = unique("pg-canary")
+            ok(deploy(pg, name, {"handler.py": GOOD.format(label="one")}), 201)
+            ok(pg.post(f"/v1/functions/{name}/versions"), 201)
+            ok(deploy(pg, name, {"handler.py": BAD}))
+            ok(pg.post(f"/v1/functions/{name}/versions"), 201)
+            ok(pg.put(f"/v1/functions/{name}/aliases/live", json={"version": 1}))
+            path = f"/v1/functions/{name}/aliases/live/rollout"
+            ok(pg.post(path, json={"version": "2", "weight": 0.5, "window_s": 120}), 201)
+            for _ in range(40):
+                pg.post(f"/v1/functions/{name}/invoke", params={"qualifier": "live"}, json={})
+            wait_for(lambda: pg.get(path).json()["state"] == "rolled_back", what="rollback")
+            alias = ok(pg.get(f"/v1/functions/{name}/aliases/live"))
+            assert (alias["version"], alias["additional_version_weights"]) == ("1", {})
