@@ -9,6 +9,7 @@ was watching, and anyone can read where one stands (GET .../rollout).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -51,6 +52,7 @@ class RolloutService:
         self._writer = writer  # None: metering is off, and nothing can be measured
         self._poll_s = poll_s
         self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._closing = asyncio.Event()
 
     async def start(self) -> None:
         """Take up the rollouts a previous server was watching (their windows go on)."""
@@ -58,11 +60,11 @@ class RolloutService:
             self._watch(rollout)
 
     async def close(self) -> None:
-        """Stop watching (the rollouts stay recorded, for the next server to take up)."""
-        tasks = list(self._watches.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Stop watching (the rollouts stay recorded, for the next server to take up). A
+        check under way finishes first, so an alias is never moved without its rollout
+        saying so."""
+        self._closing.set()
+        await asyncio.gather(*self._watches.values(), return_exceptions=True)
         self._watches.clear()
 
     async def begin(self, function: str, alias_name: str, fields: dict[str, Any]) -> Rollout:
@@ -136,7 +138,11 @@ class RolloutService:
 
     async def _run(self, rollout: Rollout) -> None:
         while rollout.state == WATCHING:
-            await asyncio.sleep(max(0.0, min(self._poll_s, rollout.ends_at - time.time())))
+            wait = max(0.0, min(self._poll_s, rollout.ends_at - time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), wait)
+            if self._closing.is_set():
+                return
             try:
                 rollout = await self._step(rollout)
             except (FunctionNotFound, AliasNotFound):
