@@ -619,3 +619,123 @@ def test_the_clients_code_hash_is_the_servers_code_sha256(
     assert directory_sha256(root) == served
     (root / "run.sh").chmod(0o644)
     assert directory_sha256(root) != served
+
+
+# --- pyfaas.yaml ----------------------------------------------------------------------------
+
+SHOP_YAML = """
+app:
+  name: {app}
+defaults:
+  timeout_s: 5
+  environment: {{STAGE: test}}
+functions:
+  {app}-api:
+    path: api
+    description: the HTTP API
+    environment: {{ROLE: api}}
+    url:
+      auth_type: NONE
+  {app}-report:
+    path: report
+    on_success: {app}-audit
+    maximum_retry_attempts: 0
+    schedules:
+      - expression: rate(1 hour)
+        input: {{kind: hourly}}
+  {app}-audit:
+    path: audit
+"""
+
+
+def test_a_pyfaas_yaml_app_deploys_like_a_toml_one_and_a_second_deploy_changes_nothing(
+    app_server: ServerProcess, client: httpx.Client, tmp_path: Path
+) -> None:
+    app = unique("yml")
+    files = {k: v for k, v in SHOP_FILES.items() if not k.startswith("orders")}
+    root = write_app(tmp_path / "app", "", files)
+    (root / "pyfaas.toml").unlink()
+    (root / "pyfaas.yaml").write_text(SHOP_YAML.format(app=app))
+    shown = cli(app_server, "plan", cwd=root)
+    assert shown.returncode == 0, shown.stderr
+    assert "Plan: 3 to create, 0 to update, 0 to delete (functions); 2 trigger" in shown.stdout
+    done = cli(app_server, "deploy", cwd=root)
+    assert done.returncode == 0, done.stderr
+    deployed = functions_of(client, app)
+    api = deployed[f"{app}-api"]
+    assert (api["timeout_s"], api["environment"]) == (5, {"STAGE": "test", "ROLE": "api"})
+    assert api["description"] == f"[app:{app}] the HTTP API"
+    assert deployed[f"{app}-report"]["on_success"] == f"{app}-audit"
+    assert client.get(f"/fn/{app}-api/items").json()["path"] == "/items"
+    schedules = client.get(f"/v1/functions/{app}-report/schedules").json()["schedules"]
+    assert [(s["expression"], s["input"]) for s in schedules] == [
+        ("rate(1 hour)", {"kind": "hourly"})
+    ]
+    again = cli(app_server, "deploy", cwd=root)
+    assert again.returncode == 0, again.stderr
+    assert "No changes: the deployed app matches the manifest." in again.stdout
+    assert functions_of(client, app) == deployed
+
+
+GOOD_YAML = "app:\n  name: {app}\nfunctions:\n  {app}-f:\n    path: f\n"
+YAML_ERRORS = {
+    "unknown function key": (
+        GOOD_YAML + "    memroy_mb: 256\n",
+        "memroy_mb",
+        "functions.{app}-f.memroy_mb: unknown key",
+    ),
+    "wrong type": (
+        GOOD_YAML + "    memory_mb: big\n",
+        "memory_mb",
+        "functions.{app}-f.memory_mb: must be an integer, got a string",
+    ),
+    "schedule without expression": (
+        GOOD_YAML + "    schedules:\n      - enabled: true\n",
+        "- enabled",
+        "functions.{app}-f.schedules[0]: needs an expression",
+    ),
+    "empty defaults": (
+        "defaults:\n" + GOOD_YAML,
+        "defaults:",
+        "defaults: must be a table, got nothing (null)",
+    ),
+    "key not a string": (
+        GOOD_YAML + "    environment:\n      1: one\n",
+        "1: one",
+        "key 1 must be a string (quote it)",
+    ),
+    "not YAML": (GOOD_YAML + "    memory_mb: [256\n", None, "not valid YAML"),
+    "not a mapping": ("- app\n- functions\n", None, "the document must be a mapping"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(YAML_ERRORS))
+def test_each_yaml_manifest_error_names_file_line_and_key_and_deploys_nothing(
+    case: str, app_server: ServerProcess, client: httpx.Client, tmp_path: Path
+) -> None:
+    app = unique("badyml")
+    template, snippet, message = YAML_ERRORS[case]
+    text = template.replace("{app}", app)
+    root = write_app(tmp_path / "app", "", {"f/handler.py": handler_returning("f")})
+    (root / "pyfaas.toml").unlink()
+    (root / "pyfaas.yaml").write_text(text)
+    for command in ("plan", "deploy"):
+        result = cli(app_server, command, cwd=root)
+        assert result.returncode == 1, result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert message.replace("{app}", app) in lines[0], lines[0]
+        where = "pyfaas.yaml"
+        if snippet is not None:
+            where += f":{line_of(text, snippet.replace('{app}', app))}: "
+        assert where in lines[0], lines[0]
+    assert functions_of(client, app) == {}
+
+
+def test_an_app_with_both_manifests_is_refused(app_server: ServerProcess, tmp_path: Path) -> None:
+    app = unique("both")
+    root = write_app(tmp_path / "app", GOOD.replace("{app}", app), {"f/handler.py": "x = 1\n"})
+    (root / "pyfaas.yaml").write_text(GOOD_YAML.replace("{app}", app))
+    result = cli(app_server, "plan", cwd=root)
+    assert result.returncode == 1
+    assert "has pyfaas.toml and pyfaas.yaml: keep one manifest" in result.stderr

@@ -121,6 +121,7 @@ def test_opening_a_migrated_database_again_changes_nothing_and_keeps_the_data(ur
         "function_versions",
         "function_aliases",
         "code_blobs",
+        "alias_rollouts",
     }
     assert before["revision"] == HEAD
 

@@ -78,6 +78,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     (f"{_FN}/aliases/{{alias}}", "GET"): READ,
     (f"{_FN}/aliases/{{alias}}", "PATCH"): DEPLOY,
     (f"{_FN}/aliases/{{alias}}", "DELETE"): DEPLOY,
+    (f"{_FN}/aliases/{{alias}}/rollout", "POST"): DEPLOY,
+    (f"{_FN}/aliases/{{alias}}/rollout", "GET"): READ,
     ("/v1/isolation", "GET"): READ,
     # The console: its pages read; logging in (POST /console/session) takes any valid token.
     # /console, /console/login and /console/logout are served by the console's middleware

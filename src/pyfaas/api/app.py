@@ -41,6 +41,7 @@ from pyfaas.api.lambda_api import SigV4Verifier
 from pyfaas.api.logs import follow_logs, function_logs
 from pyfaas.api.openapi import openapi_document
 from pyfaas.api.responses import JSONResponse
+from pyfaas.api.rollouts import get_rollout, start_rollout
 from pyfaas.api.schedules import (
     create_schedule,
     delete_schedule,
@@ -155,6 +156,8 @@ ROUTES = [
     Route("/v1/functions/{name}/aliases/{alias}", get_alias, methods=["GET"]),
     Route("/v1/functions/{name}/aliases/{alias}", patch_alias, methods=["PATCH"]),
     Route("/v1/functions/{name}/aliases/{alias}", delete_alias, methods=["DELETE"]),
+    Route("/v1/functions/{name}/aliases/{alias}/rollout", start_rollout, methods=["POST"]),
+    Route("/v1/functions/{name}/aliases/{alias}/rollout", get_rollout, methods=["GET"]),
     Route("/v1/isolation", isolation_report, methods=["GET"]),
     *CONSOLE_ROUTES,
 ]

@@ -15,6 +15,7 @@ from pyfaas.control import (
     MetricsService,
 )
 from pyfaas.control.access import TokenService
+from pyfaas.control.rollouts import RolloutService
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.secrets import SecretService
 from pyfaas.control.urls import FunctionUrlService
@@ -43,6 +44,7 @@ class ApiServices:
     tokens: TokenService | None = None  # access control (None: a server without a token)
     secrets: SecretService | None = None
     versions: VersionService | None = None
+    rollouts: RolloutService | None = None
     isolation: Isolation | None = None  # what workers get on this machine (pyfaas doctor)
     activity: ActivityService | None = None  # None: metering is off
 

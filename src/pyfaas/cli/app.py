@@ -20,6 +20,17 @@ from pyfaas.cli.doctor import EphemeralStorageOpt, NetworkOpt, doctor
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
 from pyfaas.cli.python_app import deploy_python_app
+from pyfaas.cli.release import (
+    AliasOpt,
+    AutoRollbackOpt,
+    CanaryOpt,
+    PromoteOpt,
+    PublishOpt,
+    ThresholdOpt,
+    WindowOpt,
+    release,
+    release_options,
+)
 from pyfaas.cli.schedules import schedule
 from pyfaas.cli.sources import sources
 from pyfaas.cli.upload import upload_bundle
@@ -118,11 +129,31 @@ def deploy(
     ] = "{}",
     ephemeral_storage: EphemeralStorageOpt = None,
     network: NetworkOpt = None,
+    publish: PublishOpt = False,
+    alias: AliasOpt = None,
+    canary: CanaryOpt = None,
+    auto_rollback: AutoRollbackOpt = False,
+    window: WindowOpt = None,
+    error_threshold: ThresholdOpt = None,
+    promote: PromoteOpt = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
     """Create a function, or update its code and configuration if it exists. Without PATH
-    (or with --app DIR): deploy the app whose pyfaas.toml is there, changed parts only."""
+    (or with --app DIR): deploy the app whose pyfaas.toml is there, changed parts only.
+    With --publish: publish each function, and with --alias move that alias to it, as a
+    canary (--canary 10%) the server can watch and roll back (--auto-rollback)."""
+    plan = release_options(
+        publish=publish,
+        alias=alias,
+        canary=canary,
+        auto_rollback=auto_rollback,
+        window=window,
+        error_threshold=error_threshold,
+        promote=promote,
+    )
+    if plan is not None and watch:
+        raise CliError("--publish makes versions for a release; --watch is for development")
     if path is None or app_dir is not None:
         if path is not None:
             raise CliError("give PATH (one function) or --app DIR (an app), not both")
@@ -130,7 +161,10 @@ def deploy(
             {"name": name, "env": env, "description": description, "no_overwrite": no_overwrite}
             | {"wsgi": wsgi, "asgi": asgi}
         )
-        deploy_app(app_dir or Path.cwd(), ApiClient(url, token), watch=watch, event=watch_event)
+        client = ApiClient(url, token)
+        applied = deploy_app(app_dir or Path.cwd(), client, watch=watch, event=watch_event)
+        if plan is not None and applied is not None:
+            release(client, applied.functions, plan)
         return
     if watch:
         raise CliError("--watch deploys an app: run it in the app's folder or give --app DIR")
@@ -139,6 +173,8 @@ def deploy(
     if path.suffix == ".py" and path.is_file():
         options = (("--name", name), ("--wsgi", wsgi), ("--asgi", asgi), ("--env", env))
         given = [option for option, value in options if value]
+        if plan is not None:
+            raise CliError("--publish applies to a function or an app with a pyfaas.toml")
         deploy_python_app(path, ApiClient(url, token), options_given=given)
         return
     fname = name or (path.stem if path.is_file() else path.resolve().name)
@@ -165,6 +201,8 @@ def deploy(
         + (", with a dependency layer" if result.get("layer_sha256") else "")
         + ")"
     )
+    if plan is not None:
+        release(client, [fname], plan)
 
 
 @app.command("config")

@@ -50,9 +50,10 @@ def _deploy_once(client: ApiClient, directory: Path, event: bytes | None) -> App
     manifest, app_plan = _plan(client, directory)
     render_plan(app_plan, out, str(manifest.file))
     if app_plan.empty:
-        return AppliedPlan()
+        return AppliedPlan(functions=sorted(manifest.functions))
     started_steps = len(app_plan.changes)
     applied = apply_plan(client, app_plan, out, manifest.where)
+    applied.functions = sorted(manifest.functions)
     out.print(
         f"[green]✓[/green] Deployed app [bold]{manifest.name}[/bold]: "
         f"{applied.steps} of {started_steps} change(s) applied."

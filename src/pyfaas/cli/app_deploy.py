@@ -26,6 +26,7 @@ class AppliedPlan:
 
     redeployed: dict[str, float | None] = field(default_factory=dict)
     steps: int = 0
+    functions: list[str] = field(default_factory=list)  # all the app's, deployed or not
 
 
 # Where a function is declared, for messages: "pyfaas.toml:12".

@@ -1,5 +1,5 @@
-"""An app's ``pyfaas.toml``: its functions and their triggers, read and checked before any
-request is made. Each error names the file, the line and the key to fix."""
+"""An app's ``pyfaas.toml`` (or ``pyfaas.yaml``): its functions and their triggers, read and
+checked before any request is made. Each error names the file, the line and the key to fix."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from pyfaas.cli.app_spec import (
     mark_description,
 )
 from pyfaas.cli.client import CliError
-from pyfaas.cli.toml_lines import TomlLines
+from pyfaas.cli.toml_lines import KeyLines, TomlLines
+from pyfaas.cli.yaml_manifest import load_yaml
 from pyfaas.model import FunctionConfig, InvalidFunctionConfig, InvalidRequest, Limits
 from pyfaas.model.function import NAME_PATTERN
 from pyfaas.model.schedules import MISSED_RUNS
@@ -28,6 +29,7 @@ from pyfaas.model.sources import parse_mapping
 from pyfaas.model.urls import CorsConfig, validate_auth_type
 
 MANIFEST_NAME = "pyfaas.toml"
+YAML_NAMES = ("pyfaas.yaml", "pyfaas.yml")
 MAX_APP_NAME = 32  # the marker "[app:NAME] " leaves the description room for the user's text
 
 # Settings a function may take from [defaults] (or set itself), with their TOML types.
@@ -117,18 +119,22 @@ class AppManifest:
 
 
 def find_manifest(directory: Path) -> Path:
-    """The manifest of the app in ``directory``; raises CliError if it has none."""
-    path = directory / MANIFEST_NAME
-    if not path.is_file():
+    """The manifest of the app in ``directory`` (pyfaas.toml or pyfaas.yaml); raises
+    CliError if it has none, or more than one."""
+    found = [directory / n for n in (MANIFEST_NAME, *YAML_NAMES) if (directory / n).is_file()]
+    if not found:
         raise CliError(
-            f"no {MANIFEST_NAME} in {directory}: run this in an app's folder, pass --dir/--app, "
-            f"or deploy one function with `pyfaas deploy PATH`"
+            f"no {MANIFEST_NAME} in {directory} (nor {YAML_NAMES[0]}): run this in an app's "
+            "folder, pass --dir/--app, or deploy one function with `pyfaas deploy PATH`"
         )
-    return path
+    if len(found) > 1:
+        raise CliError(f"{directory} has {' and '.join(p.name for p in found)}: keep one manifest")
+    return found[0]
 
 
 def load_manifest(directory: Path) -> AppManifest:
-    """Read and check ``directory/pyfaas.toml``, hashing each function's code.
+    """Read and check the app's ``pyfaas.toml`` (or ``pyfaas.yaml``), hashing each
+    function's code.
 
     Raises ManifestError (with file, line and key) or CliError. Blocking (reads files).
     """
@@ -137,20 +143,33 @@ def load_manifest(directory: Path) -> AppManifest:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
-    return _Reader(path, text).manifest(document)
+    lines: KeyLines
+    if path.name in YAML_NAMES:
+        try:
+            document, lines = load_yaml(path, text)
+        except ValueError as exc:
+            raise ManifestError(str(exc)) from None
+    else:
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+        lines = TomlLines(text)
+    if not isinstance(document, dict):
+        raise ManifestError(
+            f"{path}: the document must be a mapping of app, defaults and functions, "
+            f"got {_kind(document)}"
+        )
+    return _Reader(path, lines).manifest(document)
 
 
 class _Reader:
     """Checks one parsed document, turning each problem into a located ManifestError."""
 
-    def __init__(self, file: Path, text: str) -> None:
+    def __init__(self, file: Path, lines: KeyLines) -> None:
         self.file = file
         self.root = file.parent
-        self.lines = TomlLines(text)
+        self.lines = lines
 
     def error(self, key: tuple[str | int, ...], message: str) -> ManifestError:
         line = self.lines.line_of(key)
@@ -422,6 +441,7 @@ _TYPE_NAMES: dict[type, str] = {
     bool: "true or false",
     dict: "a table",
     list: "an array",
+    type(None): "nothing (null)",
 }
 
 __all__ = ["APP_MARKER", "AppManifest", "ManifestError", "find_manifest", "load_manifest"]

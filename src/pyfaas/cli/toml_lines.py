@@ -1,4 +1,4 @@
-"""Where a key of a TOML document is written: tomllib parses values but keeps no lines.
+"""Where a key of a manifest is written (KeyLines); for TOML (tomllib keeps no lines):
 
 A light scan of the text, good enough for pointing a person at the line to fix: table
 headers (``[a.b]``, ``[[a.b]]``, counting each array of tables) and ``key = value`` lines
@@ -20,12 +20,11 @@ _STRINGS = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'""")
 _PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
 
 
-class TomlLines:
-    """Line numbers (1-based) of the tables and keys of one TOML document."""
+class KeyLines:
+    """Line numbers (1-based) of the keys of one manifest, whatever its format."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self) -> None:
         self._lines: dict[Path, int] = {}
-        self._scan(text)
 
     def line_of(self, path: Path) -> int | None:
         """The line of ``path``, else of its nearest written ancestor, else None."""
@@ -34,6 +33,14 @@ class TomlLines:
             if line is not None:
                 return line
         return None
+
+
+class TomlLines(KeyLines):
+    """Line numbers (1-based) of the tables and keys of one TOML document."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._scan(text)
 
     def _scan(self, text: str) -> None:
         arrays: dict[tuple[str, ...], int] = {}  # array-of-tables key path -> last index

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
+from pyfaas.cli.release import parse_share, show_rollout
 
 FunctionArg = Annotated[str, typer.Argument(help="Function name")]
 AliasArg = Annotated[str, typer.Argument(help="Alias name (e.g. live)")]
@@ -153,6 +154,9 @@ def show_alias(
     out.print(table)
 
 
+alias_app.command("rollout")(show_rollout)
+
+
 @alias_app.command("rm")
 def remove_alias(
     function: FunctionArg, alias: AliasArg, url: UrlOpt = None, token: TokenOpt = None
@@ -167,15 +171,11 @@ def _canary(value: str | None) -> dict[str, float]:
     if value is None:
         return {}
     version, sep, share = value.partition("=")
-    try:
-        if not sep or not version:
-            raise ValueError
-        weight = float(share[:-1]) / 100 if share.endswith("%") else float(share)
-    except ValueError:
+    if not sep or not version:
         raise CliError(
             f"--canary takes VERSION=PERCENT% (e.g. 4=10%) or VERSION=WEIGHT (4=0.1), got {value!r}"
-        ) from None
-    return {version: weight}
+        )
+    return {version: parse_share(share, "--canary")}
 
 
 def _routing(alias: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ _FLOAT_SETTINGS = (
     "event_lease_s",
     "source_backoff_s",
     "schedule_poll_s",
+    "rollout_poll_s",
     "log_retention_s",
     "log_sweep_interval_s",
     "auth_failure_window_s",
@@ -57,6 +58,8 @@ class ServerConfig:
     # How often a server reads the schedules from the store (it also wakes for each slot);
     # a slot more than max(0.25 s, 3 x this) overdue counts as missed.
     schedule_poll_s: float = 1.0
+    # How often a canary rollout's new version is measured (its error rate) while watched.
+    rollout_poll_s: float = 1.0
     # Event sources: the wait before a failed batch's first retry and before reconnecting
     # to a broker that went away, doubled each time up to a minute.
     source_backoff_s: float = 1.0
@@ -138,6 +141,8 @@ class ServerConfig:
             raise ConfigurationError("event_lease_s must be between 1 and 3600 seconds")
         if not 0.01 <= self.schedule_poll_s <= 60:
             raise ConfigurationError("schedule_poll_s must be between 0.01 and 60 seconds")
+        if not 0.01 <= self.rollout_poll_s <= 60:
+            raise ConfigurationError("rollout_poll_s must be between 0.01 and 60 seconds")
         if not 0.01 <= self.source_backoff_s <= 60:
             raise ConfigurationError("source_backoff_s must be between 0.01 and 60 seconds")
         if self.tracing not in EXPORTERS:

@@ -25,6 +25,7 @@ from pyfaas.control import (
     MetricsService,
 )
 from pyfaas.control.access import FailedAuthGuard, TokenService
+from pyfaas.control.rollouts import RolloutService
 from pyfaas.control.schedules import ScheduleService
 from pyfaas.control.secrets import SecretService, load_key
 from pyfaas.control.urls import FunctionUrlService
@@ -64,6 +65,7 @@ class Server:
         self._usage: UsageWriter | None = None
         self._log_sweeper: LogSweeper | None = None
         self._sources: SourceService | None = None
+        self._rollouts: RolloutService | None = None
         self.services: ApiServices | None = None
         # Outlives start/stop: the API refuses guessers before the services are up.
         self.failed_auth = FailedAuthGuard(config.auth_failure_limit, config.auth_failure_window_s)
@@ -116,6 +118,9 @@ class Server:
         secrets.listen(functions.refresh_secrets)
         versions = VersionService(
             store.versions, functions, scaler, cfg.limits, changes=store.changes
+        )
+        self._rollouts = rollouts = RolloutService(
+            store.rollouts, versions, store.usage, usage, poll_s=cfg.rollout_poll_s
         )
         self._enqueuer = enqueuer = Enqueuer(store.events)
         await enqueuer.start()
@@ -197,6 +202,7 @@ class Server:
             tokens=tokens,
             secrets=secrets,
             versions=versions,
+            rollouts=rollouts,
             activity=None if usage is None else ActivityService(store.activity, usage),
         )
         # Listening first: a deploy through another server during start-up is not missed.
@@ -205,6 +211,7 @@ class Server:
         )
         await functions.start()
         await versions.start()
+        await rollouts.start()
         if cfg.deploy_dir is not None:
             await deploy_directory(functions, cfg.deploy_dir, cfg.home / "uploads")
         await dispatcher.start()
@@ -217,6 +224,9 @@ class Server:
         self.services = None
         if self._store is not None:  # first: applying a change needs everything below
             await self._store.changes.close()
+        if self._rollouts is not None:
+            await self._rollouts.close()
+            self._rollouts = None
         if self._scheduler is not None:
             await self._scheduler.close()
             self._scheduler = None

@@ -23,6 +23,7 @@ from pyfaas.store.activity import ActivityStore
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
 from pyfaas.store.logs import LogStore
+from pyfaas.store.rollouts import RolloutStore
 from pyfaas.store.schedules import ScheduleStore
 from pyfaas.store.shared import ChangeFeed, CodeBlobStore
 from pyfaas.store.sources import SourceMappingStore
@@ -67,6 +68,7 @@ class Store:
         self.tokens = TokenStore(engine, self._tx)
         self.secrets = SecretStore(engine, self._tx)
         self.versions = VersionStore(engine, self._tx)
+        self.rollouts = RolloutStore(engine, self._tx)
         self.activity = ActivityStore(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.code_blobs = None if self.is_sqlite else CodeBlobStore(engine, self._tx)

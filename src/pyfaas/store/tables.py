@@ -287,3 +287,31 @@ code_blobs = sa.Table(
     sa.Column("zip", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Float(precision=53), nullable=False),
 )
+
+# The latest canary rollout of each alias, watched by a server until its window ends; goes
+# with the alias (and so with the function).
+alias_rollouts = sa.Table(
+    "alias_rollouts",
+    metadata,
+    sa.Column("function", sa.String(64), primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("previous_version", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("weight", sa.Float(precision=53), nullable=False),
+    sa.Column("window_s", sa.Float(precision=53), nullable=False),
+    sa.Column("error_threshold", sa.Float(precision=53), nullable=False),
+    sa.Column("promote", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("started_at", sa.Float(precision=53), nullable=False),
+    sa.Column("ends_at", sa.Float(precision=53), nullable=False),
+    sa.Column("finished_at", sa.Float(precision=53), nullable=True),
+    sa.Column("invocations", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["function", "alias"],
+        ["function_aliases.function", "function_aliases.name"],
+        name="fk_alias_rollouts_alias",
+        ondelete="CASCADE",
+    ),
+)
