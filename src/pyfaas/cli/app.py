@@ -50,6 +50,13 @@ def serve(
         Path | None, typer.Option(help="Deploy each sub-directory of this one at start")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="pyfaas.toml to read")] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="Where workers run: local or ray [default local]")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to use with --executor ray [default: start a local Ray]"),
+    ] = None,
 ) -> None:
     """Run a pyfaas server (SQLite and local workers unless configured otherwise)."""
     from pyfaas.model import ConfigurationError
@@ -64,6 +71,8 @@ def serve(
             database_url=database_url,
             token=token,
             deploy_dir=deploy_dir,
+            executor=executor,
+            ray_address=ray_address,
         )
     except ConfigurationError as exc:
         raise CliError(exc.message) from None

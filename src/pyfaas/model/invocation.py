@@ -90,7 +90,8 @@ class InvocationResult:
     ``logs`` is what the handler wrote to stdout/stderr/logging during the call, truncated
     to the server's per-invocation limit. Durations are milliseconds. On a cold start,
     ``init_duration_ms`` is the time from asking for a worker to its handler being ready,
-    and ``start_kind`` says how that worker came to be: "spawn", "zygote" or "template".
+    and ``start_kind`` says how that worker came to be: "spawn", "zygote", "template" or
+    "ray" (a Ray actor).
     """
 
     request_id: str
