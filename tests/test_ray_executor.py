@@ -55,7 +55,9 @@ def cluster() -> Iterator[Cluster]:
             "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4},
         },
     )
-    ray_cluster.add_node(num_cpus=2, object_store_memory=_SMALL_STORE)
+    # Ray counts GPUs as a resource: this node "has" one, so placement and
+    # CUDA_VISIBLE_DEVICES can be checked without a device.
+    ray_cluster.add_node(num_cpus=2, num_gpus=1, object_store_memory=_SMALL_STORE)
     yield ray_cluster
     ray_cluster.shutdown()
 
@@ -173,6 +175,32 @@ def test_idle_actors_scale_to_zero(api: httpx.Client) -> None:
     assert stats(api, name)["workers_busy"] == 0
     again = api.post(f"/v1/functions/{name}/invoke", json={"n": 9})
     assert again.status_code == 200 and stats(api, name)["cold_starts"] == 1
+
+
+def test_gpus_are_asked_of_ray_and_the_worker_sees_its_devices(api: httpx.Client) -> None:
+    name = unique("ray-gpu")
+    source = (
+        "import os\n\ndef handler(event, context):\n    return os.environ['CUDA_VISIBLE_DEVICES']\n"
+    )
+    assert deploy(api, name, {"app.py": source}, handler="app.handler", gpus=1).is_success
+    assert api.post(f"/v1/functions/{name}/invoke", json={}).json() == "0"
+    too_many = deploy(api, unique("ray-gpus"), {"app.py": source}, handler="app.handler", gpus=2)
+    assert too_many.status_code == 400
+    assert too_many.json()["error"]["code"] == "gpus_unavailable"
+    assert "no node of the Ray cluster has that many" in too_many.json()["error"]["message"]
+    out_of_range = deploy(api, unique("ray-gpus"), {"app.py": source}, gpus=9)
+    assert out_of_range.status_code == 400
+    assert out_of_range.json()["error"]["code"] == "invalid_gpus"
+
+
+def test_the_local_executor_refuses_gpus_clearly(server: ServerProcess) -> None:
+    with server.client() as local:
+        response = deploy(
+            local, unique("local-gpu"), {"app.py": HANDLER}, handler="app.handler", gpus=1
+        )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "gpus_unavailable" and "PYFAAS_EXECUTOR=ray" in error["message"]
 
 
 def test_bad_executor_settings_fail_in_one_line(tmp_path: Path) -> None:

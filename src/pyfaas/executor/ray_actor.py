@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,15 @@ class FunctionActor:
         import ray  # only inside Ray workers: the runtime room stays light
 
         scratch_root = Path(tempfile.gettempdir()) / "pyfaas-ray-workers"
+        fv = self._fv
+        if fv.gpus:  # the worker sees the devices Ray assigned to this actor, and no others
+            devices = ",".join(str(i) for i in ray.get_gpu_ids())
+            fv = replace(fv, environment=(*fv.environment, ("CUDA_VISIBLE_DEVICES", devices)))
         token = STARTING_PROVISIONED.set(self._provisioned)
         try:
             await asyncio.to_thread(scratch_root.mkdir, parents=True, exist_ok=True)
             worker = await WorkerProcess.spawn(
-                self._fv, python=sys.executable, scratch_root=scratch_root, limits=self._limits
+                fv, python=sys.executable, scratch_root=scratch_root, limits=self._limits
             )
         finally:
             STARTING_PROVISIONED.reset(token)

@@ -4,9 +4,9 @@ The pools, scale-up, idle reaping to zero and provisioned concurrency are the lo
 backend's own (:class:`~pyfaas.executor.local.LocalExecutor`, given a :class:`RayLauncher`);
 only where a worker runs differs. Each actor (:mod:`pyfaas.executor.ray_actor`) asks Ray for
 its function's resources (``memory=`` its memory size, ``num_cpus=`` Lambda's share of a
-vCPU for that size) and holds a real pyfaas worker process on its node, so handlers behave
-exactly as on the local backend. Every call from the server awaits ObjectRefs on its
-event loop; Ray's own blocking calls (init, shutdown) run in a thread.
+vCPU for that size, ``num_gpus=`` its ``gpus``) and holds a real pyfaas worker process on its
+node, so handlers behave exactly as on the local backend. Every call from the server awaits
+ObjectRefs on its event loop; Ray's blocking calls (init, nodes, shutdown) run in a thread.
 """
 
 from __future__ import annotations
@@ -51,7 +51,17 @@ def actor_resources(fv: FunctionVersion) -> dict[str, Any]:
     return {
         "memory": fv.memory_mb << 20,
         "num_cpus": round(max(0.01, fv.memory_mb / _MB_PER_CPU), 4),
+        "num_gpus": fv.gpus,
     }
+
+
+def _most_gpus_on_a_node() -> float:
+    """The most GPUs any live node of the cluster has (a blocking call to Ray's GCS)."""
+    import ray
+
+    return max(
+        (float(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0
+    )
 
 
 class RayWorker:
@@ -191,6 +201,14 @@ class RayLauncher:
             )
         if self._actor_class is None:
             raise OSError("the Ray launcher is not started")
+        if fv.gpus:
+            most = await asyncio.to_thread(_most_gpus_on_a_node)
+            if most < fv.gpus:
+                raise HandlerInitFailed(
+                    f"gpus {fv.gpus}: no node of the Ray cluster has that many (the most on "
+                    f"one node: {most:g}); add GPU nodes or deploy with fewer gpus",
+                    code="gpus_unavailable",
+                )
         resources = actor_resources(fv)
         actor = self._actor_class.options(
             **resources,

@@ -48,6 +48,7 @@ class FunctionVersion:
     secret_values: tuple[str, ...] = ()
     ephemeral_storage_mb: int = 512  # the size of the workers' writable /tmp
     network: str = "host"  # "none": no network namespace shared with the host
+    gpus: int = 0  # accelerators per worker (the Ray executor's num_gpus)
 
     @property
     def pool_key(self) -> tuple[object, ...]:
@@ -63,6 +64,7 @@ class FunctionVersion:
             self.concurrency_per_worker,
             self.ephemeral_storage_mb,
             self.network,
+            self.gpus,
         )
 
     @property
