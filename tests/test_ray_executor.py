@@ -37,6 +37,7 @@ def handler(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "task_root": os.environ["LAMBDA_TASK_ROOT"],
         "pid": os.getpid(),
+        "actor_pid": os.getppid(),  # the Ray actor holding this worker (one machine here)
     }
 """
 
@@ -91,6 +92,14 @@ def stats(api: httpx.Client, name: str) -> dict[str, Any]:
     return result
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie of a dead Ray worker counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def test_invoke_runs_the_handler_in_an_actor_with_lambdas_context(api: httpx.Client) -> None:
     name = unique("ray-hello")
     assert deploy(api, name, {"app.py": HANDLER}, handler="app.handler", memory_mb=256).is_success
@@ -136,7 +145,8 @@ def test_timeout_kills_the_actor_and_the_next_call_gets_a_fresh_one(api: httpx.C
     tail = base64.b64decode(hung.headers["x-pyfaas-log-result"]).decode()
     assert "hello from" in tail and "Task timed out after 1.00 seconds" in tail
     fresh = api.post(f"/v1/functions/{name}/invoke", json={"n": 3})
-    assert fresh.status_code == 200 and fresh.json()["pid"] != warm["pid"]
+    assert fresh.status_code == 200 and fresh.json()["actor_pid"] != warm["actor_pid"]
+    wait_for(lambda: gone(warm["pid"]) and gone(warm["actor_pid"]), 20, "old actor killed")
     s = stats(api, name)
     assert (s["timeouts"], s["cold_starts"], s["workers_idle"]) == (1, 1, 1)
 
@@ -170,9 +180,10 @@ def test_logs_report_lines_and_usage_rows_as_on_the_local_backend(api: httpx.Cli
 def test_idle_actors_scale_to_zero(api: httpx.Client) -> None:
     name = unique("ray-idle")
     assert deploy(api, name, {"app.py": HANDLER}, handler="app.handler", idle_timeout_s=1)
-    assert api.post(f"/v1/functions/{name}/invoke", json={}).status_code == 200
+    first = api.post(f"/v1/functions/{name}/invoke", json={}).json()
     wait_for(lambda: stats(api, name)["workers_idle"] == 0, 20)
     assert stats(api, name)["workers_busy"] == 0
+    wait_for(lambda: gone(first["pid"]) and gone(first["actor_pid"]), 20, "actor killed")
     again = api.post(f"/v1/functions/{name}/invoke", json={"n": 9})
     assert again.status_code == 200 and stats(api, name)["cold_starts"] == 1
 
