@@ -15,7 +15,7 @@ import httpx
 import pytest
 from ray.cluster_utils import Cluster
 
-from conftest import PYFAAS, ServerProcess, deploy, unique, wait_for
+from conftest import PYFAAS, ServerProcess, deploy, run_cli, unique, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -188,17 +188,24 @@ def test_idle_actors_scale_to_zero(api: httpx.Client) -> None:
     assert again.status_code == 200 and stats(api, name)["cold_starts"] == 1
 
 
-def test_gpus_are_asked_of_ray_and_the_worker_sees_its_devices(api: httpx.Client) -> None:
+def test_gpus_are_asked_of_ray_and_the_worker_sees_its_devices(
+    api: httpx.Client, ray_server: ServerProcess
+) -> None:
     name = unique("ray-gpu")
     source = (
-        "import os\n\ndef handler(event, context):\n    return os.environ['CUDA_VISIBLE_DEVICES']\n"
+        "import os\n\ndef handler(event, context):\n"
+        "    return os.environ.get('CUDA_VISIBLE_DEVICES')\n"
     )
-    assert deploy(api, name, {"app.py": source}, handler="app.handler", gpus=1).is_success
+    assert deploy(api, name, {"app.py": source}, handler="app.handler").is_success
+    assert api.post(f"/v1/functions/{name}/invoke", json={}).json() is None
+    done = run_cli("config", name, "--gpus", "1", server=ray_server)
+    assert done.returncode == 0, done.stderr
     assert api.post(f"/v1/functions/{name}/invoke", json={}).json() == "0"
-    too_many = deploy(api, unique("ray-gpus"), {"app.py": source}, handler="app.handler", gpus=2)
-    assert too_many.status_code == 400
-    assert too_many.json()["error"]["code"] == "gpus_unavailable"
-    assert "no node of the Ray cluster has that many" in too_many.json()["error"]["message"]
+    too_many = run_cli("config", name, "--gpus", "2", server=ray_server)
+    assert too_many.returncode != 0 and "Traceback" not in too_many.stderr
+    assert "no node of the Ray cluster has that many" in too_many.stderr
+    assert len(too_many.stderr.strip().splitlines()) == 1, too_many.stderr
+    assert api.get(f"/v1/functions/{name}").json()["gpus"] == 1, "nothing changed"
     out_of_range = deploy(api, unique("ray-gpus"), {"app.py": source}, gpus=9)
     assert out_of_range.status_code == 400
     assert out_of_range.json()["error"]["code"] == "invalid_gpus"

@@ -16,7 +16,7 @@ from pyfaas.cli.access import secret_app, token_app
 from pyfaas.cli.app_commands import check_single_function_options, deploy_app, plan
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
-from pyfaas.cli.doctor import EphemeralStorageOpt, NetworkOpt, doctor
+from pyfaas.cli.doctor import EphemeralStorageOpt, GpusOpt, NetworkOpt, doctor
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
 from pyfaas.cli.python_app import deploy_python_app
@@ -127,6 +127,7 @@ def deploy(
     ] = "{}",
     ephemeral_storage: EphemeralStorageOpt = None,
     network: NetworkOpt = None,
+    gpus: GpusOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -163,7 +164,7 @@ def deploy(
     config.update({k: v for k, v in (("wsgi", wsgi), ("asgi", asgi)) if v is not None})
     if secret:
         config["secrets"] = _parse_env(secret, "--secret", "VARIABLE=SECRET")
-    isolation = (("ephemeral_storage_mb", ephemeral_storage), ("network", network))
+    isolation = (("ephemeral_storage_mb", ephemeral_storage), ("network", network), ("gpus", gpus))
     config.update({k: v for k, v in isolation if v is not None})
     client = ApiClient(url, token)
     result = upload_bundle(client, path, config, create_only=no_overwrite, console=err)
@@ -203,6 +204,7 @@ def configure(
     ] = None,
     ephemeral_storage: EphemeralStorageOpt = None,
     network: NetworkOpt = None,
+    gpus: GpusOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -221,6 +223,7 @@ def configure(
             "price_plan": price_plan,
             "ephemeral_storage_mb": ephemeral_storage,
             "network": network,
+            "gpus": gpus,
         }.items()
         if value is not None
     }
