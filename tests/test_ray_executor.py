@@ -225,9 +225,13 @@ def test_bad_executor_settings_fail_in_one_line(tmp_path: Path) -> None:
     for args, expected in (
         (["--executor", "nope"], "executor 'nope' is not available; use one of local, ray"),
         (["--ray-address", "127.0.0.1:1"], "ray_address is set but executor is not ray"),
+        (
+            ["--executor", "ray", "--ray-address", "127.0.0.1:1"],
+            "cannot reach the Ray cluster at 127.0.0.1:1",
+        ),
     ):
         done = subprocess.run(
-            [PYFAAS, "serve", "--home", str(tmp_path), *args],
+            [PYFAAS, "serve", "--home", str(tmp_path), "--port", "0", *args],
             capture_output=True,
             text=True,
             timeout=60,

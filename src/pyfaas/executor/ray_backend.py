@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,23 @@ def actor_resources(fv: FunctionVersion) -> dict[str, Any]:
         "num_cpus": round(max(0.01, fv.memory_mb / _MB_PER_CPU), 4),
         "num_gpus": fv.gpus,
     }
+
+
+# How long the server waits for a Ray cluster's GCS port to accept a connection at start
+# (ray.init itself retries an unreachable address for minutes).
+_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str) -> None:
+    """Raise OSError at once if ``host:port`` (not ``ray://`` or ``auto``) takes no
+    connection, instead of letting ray.init retry for minutes. Blocking."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), _CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise OSError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def _most_gpus_on_a_node() -> float:
@@ -172,6 +190,7 @@ class RayLauncher:
                 "configure_logging": False,
             }
             if self._address:
+                check_reachable(self._address)
                 options["address"] = self._address
             else:
                 options.update(

@@ -353,6 +353,13 @@ def run(config: ServerConfig) -> None:
     # A bad PYFAAS_SECRET_KEY or an unsafe key file is a one-line error, before uvicorn.
     config.home.mkdir(parents=True, exist_ok=True)
     load_key(config.home, config.secret_key)
+    if config.executor == "ray" and config.ray_address:
+        from pyfaas.executor.ray_backend import check_reachable
+
+        try:
+            check_reachable(config.ray_address)  # ray.init would retry it for minutes
+        except OSError as exc:
+            raise ConfigurationError(str(exc)) from None
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
