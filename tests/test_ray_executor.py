@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -222,11 +223,13 @@ def test_the_local_executor_refuses_gpus_clearly(server: ServerProcess) -> None:
 
 
 def test_bad_executor_settings_fail_in_one_line(tmp_path: Path) -> None:
-    for args, expected in (
-        (["--executor", "nope"], "executor 'nope' is not available; use one of local, ray"),
-        (["--ray-address", "127.0.0.1:1"], "ray_address is set but executor is not ray"),
+    for args, sandbox, expected in (
+        (["--executor", "nope"], "off", "executor 'nope' is not available; use one of local, ray"),
+        (["--ray-address", "127.0.0.1:1"], "off", "ray_address is set but executor is not ray"),
+        (["--executor", "ray"], "required", "the Ray executor runs workers without the sandbox"),
         (
             ["--executor", "ray", "--ray-address", "127.0.0.1:1"],
+            "off",
             "cannot reach the Ray cluster at 127.0.0.1:1",
         ),
     ):
@@ -235,6 +238,7 @@ def test_bad_executor_settings_fail_in_one_line(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
+            env={**os.environ, "PYFAAS_SANDBOX": sandbox},
         )
         assert done.returncode != 0
         assert expected in done.stderr and "Traceback" not in done.stderr

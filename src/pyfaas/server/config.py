@@ -123,6 +123,11 @@ class ServerConfig:
             )
         if self.ray_address and self.executor != "ray":
             raise ConfigurationError("ray_address is set but executor is not ray")
+        if self.executor == "ray" and self.sandbox == "required":
+            raise ConfigurationError(
+                "sandbox = required, but the Ray executor runs workers without the sandbox; "
+                "use sandbox auto or off with executor ray"
+            )
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port {self.port} is not a TCP port (0-65535)")
         if not self.is_loopback and not self.token:
