@@ -111,8 +111,11 @@ class PyfaasServer:
     SIGINT (as Ctrl-C would) and waits. Its output goes to ``server.log`` in ``home``.
     """
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, env: dict[str, str] | None = None, ready_timeout: float = 60
+    ) -> None:
         self.home = home
+        self._ready_timeout = ready_timeout  # a server starting its own Ray takes longer
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self._env = {**os.environ, "PYFAAS_HOME": str(home), **(env or {})}
@@ -133,7 +136,7 @@ class PyfaasServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.home,
             )
-        wait_http(f"{self.url}/v1/health", proc=self._proc)
+        wait_http(f"{self.url}/v1/health", self._ready_timeout, proc=self._proc)
         return self
 
     def __exit__(

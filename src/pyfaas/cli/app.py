@@ -16,7 +16,7 @@ from pyfaas.cli.access import secret_app, token_app
 from pyfaas.cli.app_commands import check_single_function_options, deploy_app, plan
 from pyfaas.cli.client import ApiClient, CliError
 from pyfaas.cli.common import TokenOpt, UrlOpt, err, out, when
-from pyfaas.cli.doctor import EphemeralStorageOpt, NetworkOpt, doctor
+from pyfaas.cli.doctor import EphemeralStorageOpt, GpusOpt, NetworkOpt, doctor
 from pyfaas.cli.events import dlq, invocation_status
 from pyfaas.cli.logs import logs
 from pyfaas.cli.python_app import deploy_python_app
@@ -61,6 +61,13 @@ def serve(
         Path | None, typer.Option(help="Deploy each sub-directory of this one at start")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="pyfaas.toml to read")] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="Where workers run: local or ray [default local]")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to use with --executor ray [default: start a local Ray]"),
+    ] = None,
 ) -> None:
     """Run a pyfaas server (SQLite and local workers unless configured otherwise)."""
     from pyfaas.model import ConfigurationError
@@ -75,6 +82,8 @@ def serve(
             database_url=database_url,
             token=token,
             deploy_dir=deploy_dir,
+            executor=executor,
+            ray_address=ray_address,
         )
     except ConfigurationError as exc:
         raise CliError(exc.message) from None
@@ -136,6 +145,7 @@ def deploy(
     window: WindowOpt = None,
     error_threshold: ThresholdOpt = None,
     promote: PromoteOpt = False,
+    gpus: GpusOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -190,7 +200,7 @@ def deploy(
     config.update({k: v for k, v in (("wsgi", wsgi), ("asgi", asgi)) if v is not None})
     if secret:
         config["secrets"] = _parse_env(secret, "--secret", "VARIABLE=SECRET")
-    isolation = (("ephemeral_storage_mb", ephemeral_storage), ("network", network))
+    isolation = (("ephemeral_storage_mb", ephemeral_storage), ("network", network), ("gpus", gpus))
     config.update({k: v for k, v in isolation if v is not None})
     client = ApiClient(url, token)
     result = upload_bundle(client, path, config, create_only=no_overwrite, console=err)
@@ -232,6 +242,7 @@ def configure(
     ] = None,
     ephemeral_storage: EphemeralStorageOpt = None,
     network: NetworkOpt = None,
+    gpus: GpusOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -250,6 +261,7 @@ def configure(
             "price_plan": price_plan,
             "ephemeral_storage_mb": ephemeral_storage,
             "network": network,
+            "gpus": gpus,
         }.items()
         if value is not None
     }

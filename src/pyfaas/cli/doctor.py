@@ -20,6 +20,7 @@ EphemeralStorageOpt = Annotated[
 NetworkOpt = Annotated[
     str | None, typer.Option(help="host, or none: no network at all (needs the sandbox)")
 ]
+GpusOpt = Annotated[int | None, typer.Option(help="GPUs per worker, 0-8 (needs the Ray executor)")]
 
 
 def doctor(

@@ -45,6 +45,7 @@ _SETTINGS: dict[str, type | tuple[type, ...]] = {
     "maximum_retry_attempts": int,
     "maximum_event_age_s": int,
     "price_plan": str,
+    "gpus": int,
     "requirements": (str, list),
 }
 _FUNCTION_KEYS: dict[str, type | tuple[type, ...]] = {

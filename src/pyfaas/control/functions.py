@@ -387,6 +387,7 @@ class FunctionService:
             secret_values=tuple(sorted(set(secret_env.values()))),
             ephemeral_storage_mb=cfg.ephemeral_storage_mb,
             network=cfg.network,
+            gpus=cfg.gpus,
         )
 
     async def _require_secrets(self, config: FunctionConfig) -> None:

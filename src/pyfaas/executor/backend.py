@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyfaas.model import FunctionVersion, InvocationRequest, InvocationResult
 
@@ -66,3 +67,46 @@ class ExecutorBackend(Protocol):
     async def close(self) -> None:
         """Stop every worker and wait until all are gone. Idempotent."""
         ...
+
+
+class PooledWorker(Protocol):
+    """One warm worker as the executor's pools hold it: a local process
+    (:class:`~pyfaas.executor.worker.WorkerProcess`) or a Ray actor
+    (:class:`~pyfaas.executor.ray_backend.RayWorker`)."""
+
+    fv: FunctionVersion
+    start_kind: str
+    init_ms: float
+    last_used: float
+    load: int
+    draining: bool
+
+    @property
+    def alive(self) -> bool:
+        """False once it can serve no more (exited, lost, or being stopped)."""
+        ...
+
+    async def invoke(self, request: InvocationRequest, timeout_s: float) -> dict[str, Any]:
+        """Run one invocation; the runtime's "result" message. Raises WorkerTimedOut,
+        WorkerDied (the handler's doing) or WorkerLost (the platform's)."""
+        ...
+
+    def stop(self, grace_s: float = 1.0) -> asyncio.Future[None]:
+        """Stop it in the background; idempotent."""
+        ...
+
+
+class WorkerLauncher(Protocol):
+    """Makes ready workers (handler imported) for the executor's pools."""
+
+    async def start(self) -> None: ...
+
+    async def launch(self, fv: FunctionVersion) -> PooledWorker:
+        """A new worker of ``fv``, its ``init_ms`` set. Raises HandlerInitFailed, OSError."""
+        ...
+
+    async def drop(self, pool_key: tuple[object, ...]) -> None:
+        """``pool_key``'s pool is empty or retired: let go of what is kept for it."""
+        ...
+
+    async def close(self) -> None: ...

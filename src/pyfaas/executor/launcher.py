@@ -162,6 +162,13 @@ class Launcher:
                 "(see `pyfaas doctor`); deploy with network 'host' or install bubblewrap",
                 code="network_unavailable",
             )
+        if fv.gpus:
+            raise HandlerInitFailed(
+                f"gpus {fv.gpus}: local workers get no accelerators; run the server with "
+                "the Ray executor (PYFAAS_EXECUTOR=ray) on a cluster with GPUs, or deploy "
+                "with gpus 0",
+                code="gpus_unavailable",
+            )
         if self._use_zygote and not self._closed and forkable(fv):
             worker = await self._fork_worker(fv, asked_at)
             if worker is not None:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from pyfaas.executor import results
-from pyfaas.executor.backend import FunctionStats
+from pyfaas.executor.backend import FunctionStats, PooledWorker, WorkerLauncher
 from pyfaas.executor.environment import STARTING_PROVISIONED
 from pyfaas.executor.launcher import Launcher
 from pyfaas.executor.sandbox import Isolation
-from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerProcess, WorkerTimedOut
+from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerLost, WorkerTimedOut
 from pyfaas.model import (
     FunctionVersion,
     InvocationRequest,
@@ -42,7 +42,7 @@ class _Launch:
     """A cold start under way in a pool whose workers serve several invocations: callers
     that find no worker with room join it (``claims``) rather than start one each."""
 
-    worker: asyncio.Future[WorkerProcess]
+    worker: asyncio.Future[PooledWorker]
     claims: int = 1
 
 
@@ -56,8 +56,8 @@ class _Pool:
     """
 
     fv: FunctionVersion
-    idle: list[WorkerProcess] = field(default_factory=list)
-    busy: set[WorkerProcess] = field(default_factory=set)
+    idle: list[PooledWorker] = field(default_factory=list)
+    busy: set[PooledWorker] = field(default_factory=set)
     starting: int = 0  # cold starts under way: the pool is in use though it holds no worker
     retired: bool = False
     launches: list[_Launch] = field(default_factory=list)
@@ -89,18 +89,20 @@ class LocalExecutor:
         idle_timeout_s: float = 600.0,
         python: str = sys.executable,
         isolation: Isolation | None = None,
+        launcher: WorkerLauncher | None = None,
     ) -> None:
         self._limits = limits
         self._scratch = scratch_dir
         self._idle_timeout_s = idle_timeout_s
-        self._launcher = Launcher(
+        # Another launcher makes these pools run elsewhere (ray_backend.RayLauncher: actors).
+        self._launcher: WorkerLauncher = launcher or Launcher(
             python=python, scratch_root=scratch_dir, limits=limits, isolation=isolation
         )
         self._pools: dict[tuple[object, ...], _Pool] = {}
         self._counters: dict[str, _Counters] = {}
         # Every worker whose process exists, from spawn until its stop begins: what close()
         # must stop, including cold starts that no pool holds yet.
-        self._workers: set[WorkerProcess] = set()
+        self._workers: set[PooledWorker] = set()
         self._stopping: set[asyncio.Future[Any]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
@@ -144,14 +146,14 @@ class LocalExecutor:
             pool.starting -= missing
         count = 0
         for worker in started:
-            if isinstance(worker, WorkerProcess):
+            if isinstance(worker, BaseException) and not isinstance(worker, Exception):
+                raise worker
+            if isinstance(worker, Exception):
+                log.warning("a provisioned worker of %s did not start: %s", fv.name, worker)
+            else:
                 worker.last_used = time.monotonic()
                 self._release_new(worker)
                 count += 1
-            elif isinstance(worker, BaseException) and not isinstance(worker, Exception):
-                raise worker
-            else:
-                log.warning("a provisioned worker of %s did not start: %s", fv.name, worker)
         return count
 
     async def invoke(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
@@ -191,6 +193,10 @@ class LocalExecutor:
             counters.crashes += 1
             elapsed_ms = (time.perf_counter() - sent) * 1000
             return results.crashed(fv, request, init_ms, str(exc), kind, elapsed_ms)
+        except WorkerLost:  # the platform lost it (a Ray node): the caller may retry
+            release(worker, False)
+            counters.crashes += 1
+            raise
         except BaseException:  # cancelled: the worker's state is unknown
             release(worker, False)
             raise
@@ -200,14 +206,14 @@ class LocalExecutor:
 
     async def _acquire_shared(
         self, fv: FunctionVersion, counters: _Counters
-    ) -> tuple[WorkerProcess, float | None]:
+    ) -> tuple[PooledWorker, float | None]:
         """A slot on a worker of ``fv`` (its ``load`` counts it) and the init ms if the
         worker is new: the busiest worker with room (so the others can go idle and age
         out), else an idle one, else a cold start under way with room, else a new one."""
         self._check_open()
         pool = self._pool(fv)
         per_worker = fv.concurrency_per_worker
-        best: WorkerProcess | None = None
+        best: PooledWorker | None = None
         for worker in pool.busy:
             has_room = worker.load < per_worker and not worker.draining and worker.alive
             if has_room and (best is None or worker.load > best.load):
@@ -254,7 +260,7 @@ class LocalExecutor:
         counters.cold_starts += 1
         return worker, worker.init_ms
 
-    def _release_shared(self, worker: WorkerProcess, reusable: bool) -> None:
+    def _release_shared(self, worker: PooledWorker, reusable: bool) -> None:
         """One invocation on ``worker`` ended. A worker that must not serve again takes no
         more and is stopped once the last one on it has ended; one with nothing in flight
         goes idle."""
@@ -336,7 +342,7 @@ class LocalExecutor:
 
     async def _acquire(
         self, fv: FunctionVersion, counters: _Counters
-    ) -> tuple[WorkerProcess, float | None]:
+    ) -> tuple[PooledWorker, float | None]:
         """A worker for one invocation of ``fv``, marked busy, and its init ms if it is new.
 
         An idle worker if there is one, else a cold start. This is where admission control
@@ -361,7 +367,7 @@ class LocalExecutor:
         pool.busy.add(worker)
         return worker, worker.init_ms
 
-    def _release(self, worker: WorkerProcess, reusable: bool) -> None:
+    def _release(self, worker: PooledWorker, reusable: bool) -> None:
         """Back to idle after an invocation, or stopped if it must not serve again (or is
         dead, or its state is unknown)."""
         pool = self._pools.get(worker.fv.pool_key)
@@ -376,7 +382,7 @@ class LocalExecutor:
         worker.last_used = time.monotonic()
         pool.idle.append(worker)
 
-    async def _start_worker(self, fv: FunctionVersion, provisioned: bool = False) -> WorkerProcess:
+    async def _start_worker(self, fv: FunctionVersion, provisioned: bool = False) -> PooledWorker:
         """Start a worker (forked or spawned, see launcher.py) and wait for its handler
         import. Raises HandlerInitFailed, ServiceUnavailable."""
         token = STARTING_PROVISIONED.set(provisioned)
@@ -396,7 +402,7 @@ class LocalExecutor:
             self._check_open()
         return worker
 
-    def _discard(self, worker: WorkerProcess, grace_s: float = 0.0) -> asyncio.Future[None]:
+    def _discard(self, worker: PooledWorker, grace_s: float = 0.0) -> asyncio.Future[None]:
         """Stop ``worker`` in the background; close() waits for it. Non-blocking."""
         self._workers.discard(worker)
         pool = self._pools.get(worker.fv.pool_key)
@@ -419,7 +425,7 @@ class LocalExecutor:
             pool.fv = fv  # same workers, maybe new scaling settings (idle timeout, provisioned)
         return pool
 
-    def _release_new(self, worker: WorkerProcess) -> None:
+    def _release_new(self, worker: PooledWorker) -> None:
         """A worker just started outside an invocation joins its pool's idle ones."""
         pool = self._pools.get(worker.fv.pool_key)
         if pool is None or pool.retired or self._closed:
@@ -440,7 +446,7 @@ class LocalExecutor:
                 pool.idle = [w for w in pool.idle if w.alive]  # oldest first
                 cutoff = now - self._idle_timeout(pool.fv)
                 removable = pool.size - pool.provisioned_workers
-                keep: list[WorkerProcess] = []
+                keep: list[PooledWorker] = []
                 for worker in pool.idle:
                     if removable > 0 and worker.last_used <= cutoff:
                         stale.append(self._discard(worker))

@@ -15,7 +15,13 @@ from typing import Any, cast
 
 from pyfaas.executor.cgroups import WorkerCgroup
 from pyfaas.executor.environment import worker_environment
-from pyfaas.model import FunctionVersion, InvalidBundle, InvocationRequest, Limits
+from pyfaas.model import (
+    FunctionVersion,
+    InvalidBundle,
+    InvocationRequest,
+    Limits,
+    ServiceUnavailable,
+)
 from pyfaas.runtime.wire import FrameDecoder, encode
 
 _BOOTSTRAP = ("-m", "pyfaas.runtime.bootstrap")
@@ -60,6 +66,11 @@ class WorkerTimedOut(TimeoutError):
     def __init__(self, logs: str) -> None:
         super().__init__("timed out")
         self.logs = logs
+
+
+class WorkerLost(ServiceUnavailable):
+    """The platform lost the worker mid-invocation (its Ray actor or node died): not the
+    handler's doing, so the caller gets a 503 and may retry (the handler may have run)."""
 
 
 class _Channel:

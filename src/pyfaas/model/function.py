@@ -63,6 +63,10 @@ class Limits:
     maximum_event_age_max_s: int = 6 * 3600
 
 
+# The most accelerators one worker may ask for (a node with 8 GPUs is the common largest).
+MAX_GPUS = 8
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionConfig:
     """What a user declares about a function. Validated by :meth:`validate`."""
@@ -95,6 +99,9 @@ class FunctionConfig:
     # whether they reach the network ("host") or have none at all ("none", needs a sandbox).
     ephemeral_storage_mb: int = 512
     network: str = "host"
+    # Accelerators each worker needs: the Ray executor asks Ray for them (num_gpus) and
+    # the worker sees its own in CUDA_VISIBLE_DEVICES; the local executor has none to give.
+    gpus: int = 0
 
     def validate(self, limits: Limits) -> FunctionConfig:
         """Return self if every field is acceptable; else raise InvalidFunctionConfig."""
@@ -152,6 +159,7 @@ class FunctionConfig:
                 "('none': no network at all, not even loopback)",
                 code="invalid_network",
             )
+        _in_range("gpus", self.gpus, 0, MAX_GPUS, "invalid_gpus", " per worker")
 
     @property
     def worker_handler(self) -> str:
@@ -225,6 +233,7 @@ class FunctionConfig:
             "secrets": dict(self.secrets),
             "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "network": self.network,
+            "gpus": self.gpus,
         }
 
     @classmethod
@@ -271,6 +280,7 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "secrets": (dict, False),
     "ephemeral_storage_mb": (int, False),
     "network": (str, False),
+    "gpus": (int, False),
 }
 
 

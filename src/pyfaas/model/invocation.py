@@ -48,6 +48,7 @@ class FunctionVersion:
     secret_values: tuple[str, ...] = ()
     ephemeral_storage_mb: int = 512  # the size of the workers' writable /tmp
     network: str = "host"  # "none": no network namespace shared with the host
+    gpus: int = 0  # accelerators per worker (the Ray executor's num_gpus)
 
     @property
     def pool_key(self) -> tuple[object, ...]:
@@ -63,6 +64,7 @@ class FunctionVersion:
             self.concurrency_per_worker,
             self.ephemeral_storage_mb,
             self.network,
+            self.gpus,
         )
 
     @property
@@ -90,7 +92,8 @@ class InvocationResult:
     ``logs`` is what the handler wrote to stdout/stderr/logging during the call, truncated
     to the server's per-invocation limit. Durations are milliseconds. On a cold start,
     ``init_duration_ms`` is the time from asking for a worker to its handler being ready,
-    and ``start_kind`` says how that worker came to be: "spawn", "zygote" or "template".
+    and ``start_kind`` says how that worker came to be: "spawn", "zygote", "template" or
+    "ray" (a Ray actor).
     """
 
     request_id: str

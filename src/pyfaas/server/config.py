@@ -15,7 +15,7 @@ from typing import Any
 from pyfaas.model import ConfigurationError, Limits, PricePlan
 from pyfaas.telemetry.tracing import EXPORTERS
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "ray")
 _FLOAT_SETTINGS = (
     "idle_timeout_s",
     "queue_wait_s",
@@ -44,7 +44,10 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None
+    # Where workers run: "local" processes, or "ray" actors on the Ray cluster at
+    # ray_address (None: a local Ray started with the server, sized to this machine).
     executor: str = "local"
+    ray_address: str | None = None
     idle_timeout_s: float = 600.0
     # How long a call past its concurrency limit waits for a slot before a 429.
     queue_wait_s: float = 1.0
@@ -123,6 +126,13 @@ class ServerConfig:
         if self.executor not in EXECUTORS:
             raise ConfigurationError(
                 f"executor {self.executor!r} is not available; use one of {', '.join(EXECUTORS)}"
+            )
+        if self.ray_address and self.executor != "ray":
+            raise ConfigurationError("ray_address is set but executor is not ray")
+        if self.executor == "ray" and self.sandbox == "required":
+            raise ConfigurationError(
+                "sandbox = required, but the Ray executor runs workers without the sandbox; "
+                "use sandbox auto or off with executor ray"
             )
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port {self.port} is not a TCP port (0-65535)")

@@ -32,7 +32,8 @@ from pyfaas.control.urls import FunctionUrlService
 from pyfaas.control.versions import VersionService
 from pyfaas.events import Dispatcher, DispatchSettings, Enqueuer
 from pyfaas.events.schedules import Scheduler
-from pyfaas.executor import LocalExecutor
+from pyfaas.executor import ExecutorBackend, LocalExecutor
+from pyfaas.executor.sandbox import Isolation
 from pyfaas.metering import ActivityService, PriceBook, UsageService, UsageWriter
 from pyfaas.model import ConfigurationError, FunctionConfig, PyfaasError
 from pyfaas.packaging import CodeStore
@@ -48,6 +49,25 @@ from pyfaas.telemetry.metrics import InvocationMetrics
 from pyfaas.telemetry.tracing import Tracing
 
 log = logging.getLogger("pyfaas.server")
+
+
+def _executor(cfg: ServerConfig, isolation: Isolation) -> ExecutorBackend:
+    """The executor backend ``cfg.executor`` names."""
+    if cfg.executor == "ray":
+        from pyfaas.executor.ray_backend import RayExecutor  # Ray is imported when used
+
+        return RayExecutor(
+            limits=cfg.limits,
+            scratch_dir=cfg.home / "workers",
+            idle_timeout_s=cfg.idle_timeout_s,
+            address=cfg.ray_address,
+        )
+    return LocalExecutor(
+        limits=cfg.limits,
+        scratch_dir=cfg.home / "workers",
+        idle_timeout_s=cfg.idle_timeout_s,
+        isolation=isolation,
+    )
 
 
 class Server:
@@ -78,16 +98,14 @@ class Server:
         self._store = store = await open_store(cfg.store_url)
         secrets = SecretService(store.secrets, key, changes=store.changes)
         await secrets.start()
-        executor = LocalExecutor(
-            limits=cfg.limits,
-            scratch_dir=cfg.home / "workers",
-            idle_timeout_s=cfg.idle_timeout_s,
-            isolation=isolation,
-        )
+        executor = _executor(cfg, isolation)
         self._scaler = scaler = Scaler(
             executor, max_concurrency=cfg.limits.max_concurrency, wait_s=cfg.queue_wait_s
         )
-        await scaler.start()
+        try:
+            await scaler.start()
+        except OSError as exc:  # Ray could not be started or reached
+            raise ConfigurationError(str(exc)) from None
         self._logs = logs = LogWriter(store, max_pending_bytes=cfg.log_buffer_bytes)
         await logs.start()
         metrics = InvocationMetrics()
@@ -358,6 +376,13 @@ def run(config: ServerConfig) -> None:
     # A bad PYFAAS_SECRET_KEY or an unsafe key file is a one-line error, before uvicorn.
     config.home.mkdir(parents=True, exist_ok=True)
     load_key(config.home, config.secret_key)
+    if config.executor == "ray" and config.ray_address:
+        from pyfaas.executor.ray_backend import check_reachable
+
+        try:
+            check_reachable(config.ray_address)  # ray.init would retry it for minutes
+        except OSError as exc:
+            raise ConfigurationError(str(exc)) from None
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

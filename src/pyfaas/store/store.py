@@ -211,6 +211,7 @@ def _row(record: FunctionRecord) -> dict[str, Any]:
         "secrets": json.dumps(cfg.secrets, sort_keys=True),
         "ephemeral_storage_mb": cfg.ephemeral_storage_mb,
         "network": cfg.network,
+        "gpus": cfg.gpus,
     }
 
 
@@ -238,6 +239,7 @@ def _record(row: sa.RowMapping) -> FunctionRecord:
             secrets=json.loads(row["secrets"]),
             ephemeral_storage_mb=row["ephemeral_storage_mb"],
             network=row["network"],
+            gpus=row["gpus"],
         ),
         code_sha256=row["code_sha256"],
         code_size=row["code_size"],

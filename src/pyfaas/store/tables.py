@@ -42,6 +42,7 @@ functions = sa.Table(
     sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("ephemeral_storage_mb", sa.Integer, nullable=False, server_default="512"),
     sa.Column("network", sa.String(8), nullable=False, server_default="host"),
+    sa.Column("gpus", sa.Integer, nullable=False, server_default="0"),
 )
 
 invocation_logs = sa.Table(
