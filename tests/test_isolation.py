@@ -8,6 +8,7 @@ in a loop, and every test checks that it kept answering.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import statistics
@@ -19,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgpack
 import pytest
 
 from conftest import ServerProcess, deploy, run_cli, serving, unique
+from pyfaas.executor.cgroups import WorkerCgroup
+from pyfaas.executor.forker import Forker, control_socketpair
 
 SERVER_SECRET = "pyfaas-test-secret-7f3a9c"
 DEPLOYED: set[str] = set()  # names of the hostile functions deployed
@@ -517,3 +521,28 @@ def test_an_update_lets_the_call_in_flight_finish_in_the_old_sandbox(
         assert invoke(api, name, {"db": db})[1]["tag"] == "new"
         status, body = slow.result()
     assert (status, body["tag"]) == (200, "old"), body
+
+
+def test_a_sandboxed_forkers_first_message_names_it_even_when_sent_before_we_listen() -> None:
+    """A sandbox's zygote may say "ready" before the executor has wrapped its socket: the
+    pid must still be its own (the kernel said 0 then, and 0 moved the server itself into
+    the sandbox's cgroup, which killed it when the sandbox went)."""
+
+    async def story() -> int | None:
+        ours, theirs = control_socketpair(pid_namespace=True)
+        with theirs:
+            theirs.send(msgpack.packb({"t": "ready", "threads": 1}))
+            forker = Forker(ours, os.getpid(), pid_namespace=True)
+            assert await asyncio.wait_for(forker.notice, 5) == {"t": "ready", "threads": 1}
+        forker.close()
+        return forker.own_pid
+
+    assert asyncio.run(story()) == os.getpid()
+
+
+@pytest.mark.parametrize("pid", [0, -1, os.getpid()])
+def test_a_workers_cgroup_never_takes_the_server_in(tmp_path: Path, pid: int) -> None:
+    group = WorkerCgroup(1, (tmp_path,))
+    with pytest.raises(OSError, match="refusing"):
+        group.add(pid)
+    assert not (tmp_path / "cgroup.procs").exists()

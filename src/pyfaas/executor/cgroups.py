@@ -48,6 +48,9 @@ class WorkerCgroup:
 
     def add(self, pid: int) -> None:
         """Move ``pid`` (and so every process it starts from now on) in. Raises OSError."""
+        if pid <= 0 or pid == os.getpid():
+            # 0 means "the writer": the server would move itself in, and die with the group.
+            raise OSError(f"refusing to move pid {pid} into a worker's cgroup")
         for path in self.paths:
             (path / "cgroup.procs").write_text(str(pid))
 

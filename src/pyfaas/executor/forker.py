@@ -22,11 +22,26 @@ _CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
 _CREDENTIALS_SPACE = socket.CMSG_SPACE(_CREDENTIALS.size)
 
 
+def control_socketpair(*, pid_namespace: bool) -> tuple[socket.socket, socket.socket]:
+    """The executor's end and the forker's end of a new control socket.
+
+    For a forker in a PID namespace our end asks for the sender's credentials before the
+    forker exists: the kernel attaches them when a message is sent, not when it is read,
+    so a message sent before we ask carries pid 0 (and 0 written to ``cgroup.procs`` or
+    given to ``killpg`` means this server itself).
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if pid_namespace:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    return ours, theirs
+
+
 def _sender_pid(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The sender's pid in our namespace; None when the kernel could not say (0)."""
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
             pid: int = _CREDENTIALS.unpack(data[: _CREDENTIALS.size])[0]
-            return pid
+            return pid if pid > 0 else None
     return None
 
 

@@ -44,7 +44,7 @@ from pyfaas.executor.environment import (
     forkable,
     interpreter_environment,
 )
-from pyfaas.executor.forker import Forker, ForkerGone
+from pyfaas.executor.forker import Forker, ForkerGone, control_socketpair
 from pyfaas.executor.sandbox import Isolation, sandbox_argv, unsandboxed
 from pyfaas.executor.worker import (
     HandlerInitFailed,
@@ -365,7 +365,7 @@ class Launcher:
         )
         template.scratch = scratch
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        control, their_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        control, their_control = control_socketpair(pid_namespace=self._sandboxed)
         try:
             with theirs, their_control:
                 pid = await zygote.forker.fork(
@@ -552,7 +552,7 @@ class Launcher:
         """The shared zygote; or, given a ``sandbox`` command line, a version's zygote in
         its sandbox (None if it cannot start: its launches spawn)."""
         loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = control_socketpair(pid_namespace=sandbox is not None)
         zygote: _Zygote | None = None
         try:
             with theirs:
