@@ -190,6 +190,26 @@ def test_aliases_urls_and_revoked_tokens_change_everywhere_at_once(
     public.close()
 
 
+def test_a_secret_changed_while_a_server_was_not_listening_is_read_when_it_listens_again(
+    cluster: Cluster, a: httpx.Client, b: httpx.Client
+) -> None:
+    assert a.put("/v1/secrets/missed-secret", json={"value": "before"}).is_success
+    name = unique("missed")
+    code = {"handler.py": "import os\ndef handler(event, context):\n    return os.environ['S']\n"}
+    assert deploy(a, name, code, secrets={"S": "missed-secret"}).status_code == 201
+    assert invoke(b, name) == "before"
+    # Every server's feed connection dropped: the change below is sent while nobody listens
+    # (they reconnect a second later).
+    with psycopg.connect(cluster.url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        dropped = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query = 'LISTEN pyfaas_changes'"
+        ).fetchone()
+    assert dropped is not None and dropped[0] >= 2
+    assert a.put("/v1/secrets/missed-secret", json={"value": "after"}).is_success
+    wait_for(lambda: invoke(b, name) == "after", timeout=20, what="B to read the secret again")
+
+
 def test_usage_is_counted_once_whichever_server_ran_it(a: httpx.Client, b: httpx.Client) -> None:
     name = unique("metered")
     assert deploy(a, name, returns("x")).status_code == 201

@@ -293,9 +293,6 @@ class FunctionService:
         fv = self._resolved.get(name)
         if fv is None:
             record = await self._store.get_function(name)
-            if self._secrets is not None and record.config.secrets:
-                with contextlib.suppress(InvalidFunctionConfig):
-                    await self._secrets.require(record.config.secrets)
             fv = await self.runnable(record)
             self._resolved[name] = fv
         return fv
@@ -303,7 +300,8 @@ class FunctionService:
     async def runnable(self, record: FunctionRecord) -> FunctionVersion:
         """The runnable version of ``record``, its code on this server's disk first: on a
         shared database, code deployed through another server is unpacked from the
-        database (and its requirements layer built) the first time it is needed.
+        database (and its requirements layer built) the first time it is needed, and so
+        are the secrets it uses.
 
         Raises ServiceUnavailable (code_unavailable) when the database does not hold it.
         """
@@ -322,6 +320,10 @@ class FunctionService:
                     bundle = await self._code.unpack(zip_bytes)
                     if bundle.requirements and record.layer_sha256:
                         await self._code.ensure_layer(bundle.requirements)
+        if self._secrets is not None and record.config.secrets:
+            # Set through another server, maybe: read into memory before workers need them.
+            with contextlib.suppress(InvalidFunctionConfig):
+                await self._secrets.require(record.config.secrets)
         return self.version_of(record)
 
     async def reload(self, name: str) -> None:

@@ -17,9 +17,10 @@ import os
 import secrets as random
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -130,13 +131,26 @@ class SecretService:
         """Another server set secret ``name``: read its value again; the functions using a
         changed value get new workers."""
         row = await self._store.get(name)
-        if row is None or name not in self._values:
-            return  # deleted, or not used here yet (read when a function needs it)
-        text = self._decrypt(name, row["ciphertext"])
-        if self._values.get(name) != text:
-            self._values[name] = text
+        await self._refresh([] if row is None else [row])
+
+    async def reload_all(self) -> None:
+        """Notifications from other servers may have been missed: read every secret in use
+        here again (as ``reload`` does for one)."""
+        await self._refresh(await self._store.list())
+
+    async def _refresh(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        changed: set[str] = set()
+        for row in rows:
+            name = row["name"]
+            if name not in self._values:
+                continue  # not used here yet: read when a function needs it
+            text = self._decrypt(name, row["ciphertext"])
+            if self._values[name] != text:
+                self._values[name] = text
+                changed.add(name)
+        if changed:
             for listener in self._listeners:
-                await listener({name})
+                await listener(changed)
 
     async def get(self, name: str) -> SecretInfo:
         """Raises InvalidRequest (invalid_secret_name), NotFound (secret_not_found)."""

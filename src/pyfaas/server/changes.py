@@ -30,6 +30,7 @@ class ChangeApplier:
             self.urls.forget()
             self.tokens.forget()
             self.scheduler.wake()
+            await self.secrets.reload_all()
             await self.functions.reload_all()
         elif change.topic == "function":
             self.versions.forget(change.key)
