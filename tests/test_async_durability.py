@@ -87,11 +87,14 @@ def crash_and_recover(home: Path, env: dict[str, str], events: int, tmp_path: Pa
     print(f"{events} events, {duplicates} delivered twice after kill -9")
 
 
+# Each delivers thousands of events: minutes, not seconds, on a loaded machine.
+@pytest.mark.timeout(360)
 def test_kill_9_mid_delivery_loses_no_event_on_sqlite(tmp_path: Path) -> None:
     crash_and_recover(tmp_path / "home", {}, 10_000, tmp_path)
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(360)
 def test_kill_9_mid_delivery_loses_no_event_on_postgres(tmp_path: Path) -> None:
     with postgres_database() as url:
         # A new server cannot know the old one died: it waits for the leases to lapse.

@@ -144,6 +144,12 @@ def test_code_missing_from_the_database_is_a_clear_503_until_deployed_again(
         conn.execute("DELETE FROM code_blobs WHERE sha256 = %s", (sha,))
     # A config change makes B read the function again.
     assert a.patch(f"/v1/functions/{name}", json={"description": "moved"}).is_success
+    # B reads it again when the change reaches it (at once; a busy machine may take longer).
+    wait_for(
+        lambda: b.post(f"/v1/functions/{name}/invoke", json={}).status_code == 503,
+        10,
+        "B to hear of the change",
+    )
     missing = b.post(f"/v1/functions/{name}/invoke", json={})
     assert error_of(missing) == (503, "code_unavailable")
     assert "deploy it again" in missing.json()["error"]["message"]
@@ -168,6 +174,7 @@ def test_aliases_urls_and_revoked_tokens_change_everywhere_at_once(
     public = httpx.Client(base_url=str(b.base_url))
     assert public.get(f"/fn/{name}").json() == "v2"
     assert a.delete(f"/v1/functions/{name}/url").status_code == 204
+    wait_for(lambda: public.get(f"/fn/{name}").status_code != 200, 10, "B to drop the URL")
     gone = public.get(f"/fn/{name}")
     # What A answers for a function without a URL (on a server with a token: 401).
     assert gone.status_code == httpx.get(f"{cluster.a.url}/fn/{name}").status_code != 200

@@ -265,6 +265,7 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 
 
 @schema.parametrize()
+@pytest.mark.timeout(360)  # every operation, EXAMPLES cases each
 def test_every_operation_answers_as_documented(case: Any, fuzzed: ServerProcess) -> None:
     # Headers given here count as the caller's own credentials: ignored_auth then sends the
     # same request again without the token and with a wrong one, and expects 401.
