@@ -43,6 +43,7 @@ def handler(event, context):
 """
 
 _SMALL_STORE = 80 << 20
+_SECOND_NODE = {"num_cpus": 2, "num_gpus": 1, "object_store_memory": _SMALL_STORE}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def cluster() -> Iterator[Cluster]:
     )
     # Ray counts GPUs as a resource: this node "has" one, so placement and
     # CUDA_VISIBLE_DEVICES can be checked without a device.
-    ray_cluster.add_node(num_cpus=2, num_gpus=1, object_store_memory=_SMALL_STORE)
+    ray_cluster.add_node(**_SECOND_NODE)
     yield ray_cluster
     ray_cluster.shutdown()
 
@@ -74,6 +75,9 @@ def ray_server(
             "PYFAAS_EXECUTOR": "ray",
             "PYFAAS_RAY_ADDRESS": cluster.address,
             "PYFAAS_IDLE_TIMEOUT_S": "60",
+            # Far longer than any test waits: an async event re-delivered within a test was
+            # queued again by the dispatcher, not by its lease lapsing.
+            "PYFAAS_EVENT_LEASE_S": "600",
         },
     ).wait_ready(timeout=120)
     yield srv
@@ -84,6 +88,22 @@ def ray_server(
 def api(ray_server: ServerProcess) -> Iterator[httpx.Client]:
     with ray_server.client() as client:
         yield client
+
+
+def lose_the_second_node(cluster: Cluster) -> None:
+    """Kill the non-head node (its raylet and every actor on it), then add a fresh one alike
+    so that later tests find two nodes again."""
+    (other,) = [node for node in cluster.list_all_nodes() if node is not cluster.head_node]
+    cluster.remove_node(other)
+    cluster.add_node(**_SECOND_NODE)
+
+
+def events_of(api: httpx.Client, name: str) -> list[dict[str, Any]]:
+    """The async events sent to ``name``, with status, attempts, failures, last_error."""
+    response = api.get("/v1/invocations", params={"function": name})
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["invocations"]
+    return found
 
 
 def stats(api: httpx.Client, name: str) -> dict[str, Any]:
@@ -247,27 +267,93 @@ def test_bad_executor_settings_fail_in_one_line(tmp_path: Path) -> None:
 def test_a_node_lost_mid_load_fails_its_calls_clearly_and_new_calls_succeed(
     api: httpx.Client, cluster: Cluster
 ) -> None:
-    """Runs last: it takes the second node away. Warm actors are spread over both nodes; the
-    calls in flight on the lost one get a retriable 503, the others and later ones succeed."""
+    """Takes the second node away (and adds a fresh one). Warm actors are spread over both
+    nodes; the calls in flight on the lost one get a retriable 503 (worker_lost), the others
+    and later ones succeed."""
     name = unique("ray-node")
     assert deploy(
         api, name, {"app.py": HANDLER}, handler="app.handler", provisioned_concurrency=4
     ).is_success
     assert stats(api, name)["workers_idle"] == 4
-    (other,) = [node for node in cluster.list_all_nodes() if node is not cluster.head_node]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         calls = [
             pool.submit(api.post, f"/v1/functions/{name}/invoke", json={"n": n, "sleep": 4})
             for n in range(4)
         ]
         time.sleep(2)
-        cluster.remove_node(other)
+        lose_the_second_node(cluster)
         answers = [call.result() for call in calls]
     codes = sorted(a.status_code for a in answers)
     assert 200 in codes and 503 in codes, [a.text for a in answers]
     for lost in (a for a in answers if a.status_code == 503):
         error = lost.json()["error"]
-        assert error["code"] == "service_unavailable" and "was lost" in error["message"]
+        assert error["code"] == "worker_lost" and "was lost" in error["message"]
     for n in range(4):
         later = api.post(f"/v1/functions/{name}/invoke", json={"n": n})
         assert later.status_code == 200, later.text
+
+
+def test_async_events_on_a_lost_node_are_delivered_again_at_once(
+    api: httpx.Client, cluster: Cluster, ray_server: ServerProcess
+) -> None:
+    """The dispatcher queues an event whose actor was lost again at once, without spending
+    a retry: all end succeeded long before the server's 600 s lease could lapse."""
+    name = unique("ray-async-node")
+    assert deploy(
+        api,
+        name,
+        {"app.py": HANDLER},
+        handler="app.handler",
+        provisioned_concurrency=4,
+        reserved_concurrency=4,
+        maximum_retry_attempts=0,
+        timeout_s=60,
+    ).is_success
+    accepted = [
+        api.post(
+            f"/v1/functions/{name}/invoke",
+            json={"n": n, "sleep": 3},
+            headers={"X-Invocation-Type": "Event"},
+        )
+        for n in range(8)
+    ]
+    assert {a.status_code for a in accepted} == {202}
+    wait_for(lambda: stats(api, name)["workers_busy"] == 4, 30, "four events running")
+    lose_the_second_node(cluster)
+
+    try:
+        wait_for(lambda: {e["status"] for e in events_of(api, name)} == {"succeeded"}, 90)
+    except AssertionError:
+        raise AssertionError(f"{events_of(api, name)}\n{ray_server.output()[-3000:]}") from None
+    events = events_of(api, name)
+    assert len(events) == 8 and all(e["failures"] == 0 for e in events), events
+    again = [e for e in events if e["attempts"] > 1]
+    assert again, "no event was running on the lost node"
+    assert all("WorkerLost" in e["last_error"] for e in again), again
+
+
+LAYERED = """
+import six
+
+def handler(event, context):
+    return {"handler": __file__, "layer": six.__file__}
+"""
+
+
+@pytest.mark.slow
+def test_code_and_layer_reach_the_node_through_the_object_store(
+    api: httpx.Client, ray_server: ServerProcess
+) -> None:
+    """The worker runs from the node's code cache, not from the server's PYFAAS_HOME."""
+    name = unique("ray-shipped")
+    files = {"app.py": LAYERED, "requirements.txt": "six==1.16.0\n"}
+    deployed = deploy(api, name, files, handler="app.handler")
+    assert deployed.status_code in (200, 201), deployed.text
+    sha, layer = deployed.json()["code_sha256"], deployed.json()["layer_sha256"]
+    answer = api.post(f"/v1/functions/{name}/invoke", json={})
+    assert answer.status_code == 200, answer.text
+    paths = answer.json()
+    home = str(ray_server.home.resolve())
+    assert f"/pyfaas-ray-code/code-{sha}/app.py" in paths["handler"], paths
+    assert f"/pyfaas-ray-code/layer-{layer}/" in paths["layer"], paths
+    assert not any(path.startswith(home) for path in paths.values()), (home, paths)
