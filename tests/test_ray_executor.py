@@ -4,8 +4,11 @@ Ray actors on a two-node Ray cluster started here (ray.cluster_utils.Cluster, on
 from __future__ import annotations
 
 import base64
+import collections
 import concurrent.futures
+import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +19,16 @@ import httpx
 import pytest
 from ray.cluster_utils import Cluster
 
-from conftest import PYFAAS, ServerProcess, deploy, run_cli, unique, wait_for
+from conftest import (
+    PYFAAS,
+    ServerProcess,
+    deploy,
+    post_many,
+    postgres_database,
+    run_cli,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -357,3 +369,133 @@ def test_code_and_layer_reach_the_node_through_the_object_store(
     assert f"/pyfaas-ray-code/code-{sha}/app.py" in paths["handler"], paths
     assert f"/pyfaas-ray-code/layer-{layer}/" in paths["layer"], paths
     assert not any(path.startswith(home) for path in paths.values()), (home, paths)
+
+
+# One line per run, a single O_APPEND write: workers of both servers share the file.
+APPENDER = """
+import json, os, time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    line = json.dumps({"id": context.aws_request_id, "event": event})
+    fd = os.open(os.environ["OUT"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, (line + "\\n").encode())
+    os.close(fd)
+    return event
+"""
+TOKEN = "ray-pair-root-token"
+
+
+def runs(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+
+def async_runs(out: Path) -> list[dict[str, Any]]:
+    return [r for r in runs(out) if "i" in r["event"]]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_servers_on_one_database_survive_a_lost_node_and_a_killed_server(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The issue's whole shape: servers A and B on one PostgreSQL, both running workers on the
+    same two-node Ray cluster. Deploy via A, invoke via B; under sync and async load on both,
+    the second Ray node is removed and A is SIGKILLed. Every accepted async event ends
+    succeeded (re-delivered by B), every sync call on B succeeded or failed as worker_lost."""
+    out = tmp_path / "runs.jsonl"
+    with postgres_database() as url:
+        env = {
+            "PYFAAS_EXECUTOR": "ray",
+            "PYFAAS_RAY_ADDRESS": cluster.address,
+            "PYFAAS_DATABASE_URL": url,
+            "PYFAAS_TOKEN": TOKEN,
+            "PYFAAS_SECRET_KEY": base64.urlsafe_b64encode(bytes(range(32))).decode(),
+            "PYFAAS_EVENT_LEASE_S": "3",  # A's claimed events go to B once it lapses
+        }
+        a, b = (ServerProcess(tmp_path / n, env=env) for n in "ab")
+        try:
+            for server in (a, b):
+                server.wait_ready(120)
+            with a.client() as api_a, b.client() as api_b:
+                _deploy_and_load_then_lose_a_node_and_a_server(cluster, a, b, api_a, api_b, out)
+        finally:
+            a.stop()
+            b.stop()
+        log = b.log_path.read_text(errors="replace")
+        assert "Traceback" not in log, log[-3000:]
+
+
+def _deploy_and_load_then_lose_a_node_and_a_server(
+    cluster: Cluster,
+    a: ServerProcess,
+    b: ServerProcess,
+    api_a: httpx.Client,
+    api_b: httpx.Client,
+    out: Path,
+) -> None:
+    queued, direct = unique("pair-async"), unique("pair-sync")
+    for name, reserved in ((queued, 4), (direct, None)):
+        created = deploy(
+            api_a,
+            name,
+            {"app.py": APPENDER},
+            handler="app.handler",
+            environment={"OUT": str(out)},
+            timeout_s=60,
+            reserved_concurrency=reserved,
+        )
+        assert created.status_code == 201, created.text
+    first = api_b.post(f"/v1/functions/{direct}/invoke", json={"n": -1})
+    assert first.status_code == 200 and first.json() == {"n": -1}, first.text
+    headers = {"X-Invocation-Type": "Event", "Authorization": f"Bearer {TOKEN}"}
+    bodies = [json.dumps({"i": i, "sleep": 0.2}).encode() for i in range(60)]
+    accepted = []
+    for server in (a, b):
+        answers = post_many(server.url, f"/v1/functions/{queued}/invoke", bodies, headers, 8)
+        assert {status for status, _ in answers} == {202}, answers[:3]
+        accepted += [json.loads(body)["request_id"] for _, body in answers]
+
+    def sync_calls(client: httpx.Client, count: int) -> list[httpx.Response | Exception]:
+        answers: list[httpx.Response | Exception] = []
+        for _ in range(count):
+            try:
+                answers.append(client.post(f"/v1/functions/{direct}/invoke", json={"sleep": 0.3}))
+            except httpx.HTTPError as exc:  # A killed under the call
+                answers.append(exc)
+        return answers
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        on_a = [pool.submit(sync_calls, api_a, 15) for _ in range(2)]
+        on_b = [pool.submit(sync_calls, api_b, 15) for _ in range(2)]
+        wait_for(lambda: len(async_runs(out)) >= 20, 60, "deliveries under way")
+        lose_the_second_node(cluster)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        assert len(async_runs(out)) < len(accepted), "the kill landed after every delivery"
+        answers_b = [answer for call in on_b for answer in call.result()]
+        answers_a = [answer for call in on_a for answer in call.result()]
+
+    for answer in answers_b:
+        assert isinstance(answer, httpx.Response), answer
+        if answer.status_code != 200:
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "worker_lost", answer.text
+    for answer in answers_a:
+        if isinstance(answer, httpx.Response) and answer.status_code != 200:
+            assert answer.json()["error"]["code"] == "worker_lost", answer.text
+    assert api_b.post(f"/v1/functions/{direct}/invoke", json={"n": 1}).json() == {"n": 1}
+
+    wait_for(lambda: {r["id"] for r in runs(out)} >= set(accepted), 90, "every event ran")
+    wait_for(
+        lambda: (
+            api_b.get(f"/v1/functions/{queued}").json()["async_events"]
+            == {"succeeded": len(accepted)}
+        ),
+        30,
+        "every event settled succeeded",
+    )
+    delivered = collections.Counter(r["id"] for r in async_runs(out))
+    assert set(delivered) == set(accepted)
+    # At-least-once: only what A had claimed or a lost actor ran may have run twice.
+    assert sum(delivered.values()) - len(delivered) <= 16, delivered.most_common(5)

@@ -209,7 +209,8 @@ class RayLauncher:
 
     async def launch(self, fv: FunctionVersion) -> RayWorker:
         """A new actor of ``fv`` with its handler imported. Raises HandlerInitFailed (the
-        actor is gone), OSError (no node took it in time, or it died starting)."""
+        actor is gone), WorkerLost (its process or node died while it started), OSError (no
+        node took it in time, or it failed starting)."""
         import ray
 
         asked_at = time.perf_counter()
@@ -255,6 +256,12 @@ class RayLauncher:
         except BaseException as exc:
             with contextlib.suppress(ray.exceptions.RayError):
                 ray.kill(actor, no_restart=True)
+            if isinstance(exc, ray.exceptions.RayActorError) and not exc.actor_init_failed:
+                # Its process or node died under it, not our code: elsewhere it may start.
+                raise WorkerLost(
+                    f"the Ray actor starting a worker of {fv.name} was lost (its process or "
+                    "node died); retry: the next one goes to a live node"
+                ) from None
             if isinstance(exc, ray.exceptions.RayError):
                 raise OSError(f"the Ray actor of {fv.name} died starting: {exc}") from None
             raise
