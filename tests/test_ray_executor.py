@@ -358,7 +358,8 @@ def test_code_and_layer_reach_the_node_through_the_object_store(
 ) -> None:
     """The worker runs from the node's code cache, not from the server's PYFAAS_HOME."""
     name = unique("ray-shipped")
-    files = {"app.py": LAYERED, "requirements.txt": "six==1.16.0\n"}
+    # A fresh tree hash: the node cache (shared /tmp here) cannot hold it from an earlier run.
+    files = {"app.py": f"{LAYERED}# {name}\n", "requirements.txt": "six==1.16.0\n"}
     deployed = deploy(api, name, files, handler="app.handler")
     assert deployed.status_code in (200, 201), deployed.text
     sha, layer = deployed.json()["code_sha256"], deployed.json()["layer_sha256"]
@@ -369,6 +370,8 @@ def test_code_and_layer_reach_the_node_through_the_object_store(
     assert f"/pyfaas-ray-code/code-{sha}/app.py" in paths["handler"], paths
     assert f"/pyfaas-ray-code/layer-{layer}/" in paths["layer"], paths
     assert not any(path.startswith(home) for path in paths.values()), (home, paths)
+    handler = Path(paths["handler"])
+    assert not handler.stat().st_mode & 0o222, "the node's copy is read-only, as the server's"
 
 
 # One line per run, a single O_APPEND write: workers of both servers share the file.

@@ -78,9 +78,8 @@ class TreeShipper:
         keys = self._users.pop(pool_key, set())
         in_use = set().union(*self._users.values()) if self._users else set()
         for key in keys - in_use:
-            put = self._puts.pop(key, None)
-            if put is not None and not put.done():
-                put.cancel()
+            # A put under way finishes in its thread; dropping the future drops its ref.
+            self._puts.pop(key, None)
 
     def clear(self) -> None:
         self._puts.clear()
@@ -130,6 +129,17 @@ def _unpack_once(data: bytes, target: Path) -> None:
         except BaseException:
             _remove_read_only_tree(partial)
             raise
+        _make_read_only(target)  # as on the server: workers share it, none may change it
+
+
+def _make_read_only(root: Path) -> None:
+    """Clear the write bits under ``root``, deepest first (the "data" filter adds u+w)."""
+    for parent, dirs, files in os.walk(root, topdown=False):
+        for name in [*files, *dirs]:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & ~0o222)
+    os.chmod(root, os.stat(root).st_mode & ~0o222)
 
 
 def _remove_read_only_tree(root: Path) -> None:
