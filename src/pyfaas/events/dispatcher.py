@@ -25,6 +25,7 @@ from pyfaas.model import (
     NotFound,
     ServiceUnavailable,
     TooManyRequests,
+    WorkerLost,
     new_request_id,
 )
 from pyfaas.model.events import DEAD, FAILED, QUEUED, SUCCEEDED
@@ -246,6 +247,19 @@ class Dispatcher:
             delay = self._settings.throttle_backoff_s * random.uniform(0.5, 1.5)
             self._held_back[fv.name] = time.monotonic() + delay
             await self._settle(event, QUEUED, next_attempt_at=time.time() + delay, uncount=True)
+            return
+        except WorkerLost as exc:
+            # The platform lost the worker (a Ray actor or node died), not the function's
+            # failure: queued again at once for a surviving worker, without spending one of
+            # its retries (the attempt still counts: the handler may have run in part). A
+            # handler that keeps killing its own actor is bounded by the maximum event age.
+            await self._settle(
+                event,
+                QUEUED,
+                next_attempt_at=time.time(),
+                last_error=_reason("WorkerLost", exc.message),
+            )
+            self._wakeup.set()
             return
         except ServiceUnavailable:
             return  # shutting down: the lease lapses and the event is delivered again

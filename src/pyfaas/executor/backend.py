@@ -102,7 +102,8 @@ class WorkerLauncher(Protocol):
     async def start(self) -> None: ...
 
     async def launch(self, fv: FunctionVersion) -> PooledWorker:
-        """A new worker of ``fv``, its ``init_ms`` set. Raises HandlerInitFailed, OSError."""
+        """A new worker of ``fv``, its ``init_ms`` set. Raises HandlerInitFailed, OSError,
+        WorkerLost (the platform lost it while it started: retriable at once)."""
         ...
 
     async def drop(self, pool_key: tuple[object, ...]) -> None:

@@ -16,13 +16,14 @@ from pyfaas.executor.backend import FunctionStats, PooledWorker, WorkerLauncher
 from pyfaas.executor.environment import STARTING_PROVISIONED
 from pyfaas.executor.launcher import Launcher
 from pyfaas.executor.sandbox import Isolation
-from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerLost, WorkerTimedOut
+from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerTimedOut
 from pyfaas.model import (
     FunctionVersion,
     InvocationRequest,
     InvocationResult,
     Limits,
     ServiceUnavailable,
+    WorkerLost,
 )
 
 
@@ -195,6 +196,7 @@ class LocalExecutor:
             return results.crashed(fv, request, init_ms, str(exc), kind, elapsed_ms)
         except WorkerLost:  # the platform lost it (a Ray node): the caller may retry
             release(worker, False)
+            self._check_open()  # close() stopped it: the server is stopping, not a lost node
             counters.crashes += 1
             raise
         except BaseException:  # cancelled: the worker's state is unknown

@@ -5,6 +5,8 @@ the actor's node) and relays invocations to it, so handlers see exactly the loca
 contract: Lambda context and environment, log capture, error shapes, memory and timeout
 enforcement (the timeout kills the worker process, keeping what it wrote). Ray places the
 actor with its function's resource requests; this module is imported inside Ray workers.
+The worker runs the code (and layer) the server shipped through the object store, unpacked
+in the node's cache (:mod:`pyfaas.executor.ray_code`), not from the server's disk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pyfaas.executor.environment import STARTING_PROVISIONED
+from pyfaas.executor.ray_code import ShippedTree, unpacked_tree
 from pyfaas.executor.worker import HandlerInitFailed, WorkerDied, WorkerProcess, WorkerTimedOut
 from pyfaas.model import FunctionVersion, InvocationRequest, Limits
 
@@ -30,8 +33,17 @@ class FunctionActor:
     pending to learn at once when the actor (or its node) dies.
     """
 
-    def __init__(self, fv: FunctionVersion, limits: Limits, provisioned: bool) -> None:
+    def __init__(
+        self,
+        fv: FunctionVersion,
+        limits: Limits,
+        provisioned: bool,
+        code: ShippedTree,
+        layer: ShippedTree | None,
+    ) -> None:
         self._fv = fv
+        self._code = code
+        self._layer = layer
         self._limits = limits
         self._provisioned = provisioned
         self._worker: WorkerProcess | None = None
@@ -43,7 +55,18 @@ class FunctionActor:
         import ray  # only inside Ray workers: the runtime room stays light
 
         scratch_root = Path(tempfile.gettempdir()) / "pyfaas-ray-workers"
-        fv = self._fv
+        try:
+            code_dir = await unpacked_tree(self._code)
+            layer_dir = None if self._layer is None else await unpacked_tree(self._layer)
+        except (OSError, ray.exceptions.RayError) as exc:
+            self._closed.set()
+            message = f"the function's code could not be unpacked on this Ray node: {exc}"
+            return {"t": "init_error", "code": "code_unavailable", "message": message, "logs": ""}
+        fv = replace(
+            self._fv,
+            code_dir=str(code_dir),
+            layer_dir=None if layer_dir is None else str(layer_dir),
+        )
         if fv.gpus:  # the worker sees the devices Ray assigned to this actor, and no others
             devices = ",".join(str(i) for i in ray.get_gpu_ids())
             fv = replace(fv, environment=(*fv.environment, ("CUDA_VISIBLE_DEVICES", devices)))

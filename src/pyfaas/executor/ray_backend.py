@@ -23,14 +23,14 @@ from typing import Any
 from pyfaas.executor.environment import STARTING_PROVISIONED
 from pyfaas.executor.local import LocalExecutor
 from pyfaas.executor.ray_actor import FunctionActor
+from pyfaas.executor.ray_code import TreeShipper
 from pyfaas.executor.worker import (
     HandlerInitFailed,
     WorkerDied,
-    WorkerLost,
     WorkerTimedOut,
     init_timeout_s,
 )
-from pyfaas.model import FunctionVersion, InvocationRequest, Limits
+from pyfaas.model import FunctionVersion, InvocationRequest, Limits, WorkerLost
 
 log = logging.getLogger("pyfaas.executor")
 
@@ -175,6 +175,7 @@ class RayLauncher:
         self._started_ray = False
         self._actor_class: Any = None
         self._workers: set[RayWorker] = set()
+        self._shipper = TreeShipper()
 
     async def start(self) -> None:
         """Connect to (or start) Ray; blocks a thread, not the loop. Raises OSError."""
@@ -208,7 +209,8 @@ class RayLauncher:
 
     async def launch(self, fv: FunctionVersion) -> RayWorker:
         """A new actor of ``fv`` with its handler imported. Raises HandlerInitFailed (the
-        actor is gone), OSError (no node took it in time, or it died starting)."""
+        actor is gone), WorkerLost (its process or node died while it started), OSError (no
+        node took it in time, or it failed starting)."""
         import ray
 
         asked_at = time.perf_counter()
@@ -228,13 +230,19 @@ class RayLauncher:
                     f"one node: {most:g}); add GPU nodes or deploy with fewer gpus",
                     code="gpus_unavailable",
                 )
+        # The code travels with the actor (object store, node cache): nodes share no disk.
+        code = await self._shipper.ship(fv.pool_key, f"code-{fv.code_sha256}", fv.code_dir)
+        layer = None
+        if fv.layer_dir:
+            layer_key = f"layer-{Path(fv.layer_dir).name}"
+            layer = await self._shipper.ship(fv.pool_key, layer_key, fv.layer_dir)
         resources = actor_resources(fv)
         actor = self._actor_class.options(
             **resources,
             max_concurrency=fv.concurrency_per_worker + 2,  # + stop() and the closed() watch
             max_restarts=0,
             scheduling_strategy="SPREAD",  # a node lost takes few of a function's workers
-        ).remote(fv, self._limits, STARTING_PROVISIONED.get())
+        ).remote(fv, self._limits, STARTING_PROVISIONED.get(), code, layer)
         try:
             hello = await asyncio.wait_for(
                 actor.start.remote(), PLACEMENT_TIMEOUT_S + init_timeout_s(fv)
@@ -248,6 +256,12 @@ class RayLauncher:
         except BaseException as exc:
             with contextlib.suppress(ray.exceptions.RayError):
                 ray.kill(actor, no_restart=True)
+            if isinstance(exc, ray.exceptions.RayActorError) and not exc.actor_init_failed:
+                # Its process or node died under it, not our code: elsewhere it may start.
+                raise WorkerLost(
+                    f"the Ray actor starting a worker of {fv.name} was lost (its process or "
+                    "node died); retry: the next one goes to a live node"
+                ) from None
             if isinstance(exc, ray.exceptions.RayError):
                 raise OSError(f"the Ray actor of {fv.name} died starting: {exc}") from None
             raise
@@ -260,14 +274,16 @@ class RayLauncher:
         return worker
 
     async def drop(self, pool_key: tuple[object, ...]) -> None:
-        """Nothing is kept per version beyond its actors."""
+        """Let go of the version's code in the object store (unless another pool uses it)."""
         self._workers = {w for w in self._workers if w.alive}
+        self._shipper.release(pool_key)
 
     async def close(self) -> None:
         """Stop every actor this launcher started, then Ray if it started it."""
         import ray
 
         workers, self._workers = self._workers, set()
+        self._shipper.clear()
         await asyncio.gather(*(w.stop(0.5) for w in workers), return_exceptions=True)
         if self._started_ray:
             self._started_ray = False

@@ -20,7 +20,6 @@ from pyfaas.model import (
     InvalidBundle,
     InvocationRequest,
     Limits,
-    ServiceUnavailable,
 )
 from pyfaas.runtime.wire import FrameDecoder, encode
 
@@ -66,11 +65,6 @@ class WorkerTimedOut(TimeoutError):
     def __init__(self, logs: str) -> None:
         super().__init__("timed out")
         self.logs = logs
-
-
-class WorkerLost(ServiceUnavailable):
-    """The platform lost the worker mid-invocation (its Ray actor or node died): not the
-    handler's doing, so the caller gets a 503 and may retry (the handler may have run)."""
 
 
 class _Channel:

@@ -17,6 +17,7 @@ from pyfaas.model.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
+    WorkerLost,
 )
 from pyfaas.model.events import AsyncEvent
 from pyfaas.model.function import (
@@ -65,6 +66,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UsageRecord",
+    "WorkerLost",
     "new_request_id",
     "validate_name",
 ]

@@ -126,6 +126,14 @@ class ServiceUnavailable(PyfaasError):
     code = "service_unavailable"
 
 
+class WorkerLost(ServiceUnavailable):
+    """The platform lost the worker mid-invocation (its Ray actor or node died): not the
+    handler's doing, and not the server stopping, so the caller may retry at once (HTTP 503;
+    the handler may have run in part). The async dispatcher queues the event again at once."""
+
+    code = "worker_lost"
+
+
 class ConfigurationError(PyfaasError):
     """The server's configuration cannot work (raised at start-up, before serving)."""
 
