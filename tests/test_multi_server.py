@@ -193,7 +193,7 @@ def test_aliases_urls_and_revoked_tokens_change_everywhere_at_once(
     assert deploy(a, secretive, code, secrets={"S": "multi-secret"}).status_code == 201
     assert invoke(b, secretive) == "first"
     assert a.put("/v1/secrets/multi-secret", json={"value": "second"}).is_success
-    assert invoke(b, secretive) == "second"
+    wait_for(lambda: invoke(b, secretive) == "second", 10, "B to hear of the new value")
     public.close()
 
 
