@@ -134,8 +134,9 @@ async def invoke_batch(request: Request) -> Response:
       required: true
       content:
         application/x-ndjson:
-          schema: {type: string, description: "one JSON event per line; at most
-            batch_max_items (1000) events and sync_payload_bytes (6 MB) in all"}
+          schema: {type: array, items: {}, description: "the events, one JSON value per
+            line; at most batch_max_items (1000) events and sync_payload_bytes (6 MB) in
+            all"}
     responses:
       200:
         description: "application/x-ndjson, one line per event: {index, status: 200,
@@ -183,7 +184,7 @@ async def invoke_batch(request: Request) -> Response:
 def _batch_concurrency(given: str | None, most: int) -> int:
     if given is None:
         return 1
-    if not given.isdigit() or not 1 <= int(given) <= most:
+    if not (given.isascii() and given.isdigit()) or not 1 <= int(given) <= most:
         raise InvalidRequest(
             f"concurrency must be a whole number from 1 to {most}, not {given!r}",
             code="invalid_concurrency",
