@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -292,12 +293,21 @@ def test_map_sends_items_in_batches_with_either_serializer(app: App, server: Ser
         assert list(negate.map(range(500), concurrency=4, progress=False)) == [
             -x for x in range(500)
         ]
-        assert proxy.requests("/invoke-batch") < 100  # batches: not one request per item
+        batches = proxy.requests("/invoke-batch")
+        assert batches >= 1
+        assert proxy.requests("/invoke") < 100  # batches (the last, single items: /invoke)
+        # A batch size of one: one /invoke request per item, as before batches.
+        calls = proxy.requests("/invoke")
+        assert list(negate.map(range(20), batch_size=1, progress=False)) == [-x for x in range(20)]
+        assert proxy.requests("/invoke") == calls + 20
+        assert proxy.requests("/invoke-batch") == batches
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            negate.map([1], batch_size=0)
         readings = [Reading(f"s{i}", (i, 0.5)) for i in range(120)]
         assert list(scaled.map(readings, [2.0] * 120, concurrency=3, progress=False)) == [
             Reading(f"s{i}", (2.0 * i, 1.0)) for i in range(120)
         ]
-    assert proxy.requests("/invoke ") == 0
+    assert proxy.requests("/invoke") < 200
 
 
 def test_map_goes_through_the_proxy_the_environment_sets_unless_no_proxy_exempts_the_server(
@@ -318,13 +328,13 @@ def test_map_goes_through_the_proxy_the_environment_sets_unless_no_proxy_exempts
         assert proxy_for(server.url) == proxy.url
         assert app.client.connection() is None  # the direct connection would skip the proxy
         assert list(shout.map(words, concurrency=4, progress=False)) == [w.upper() for w in words]
-        through = proxy.requests("/invoke-batch")
-        assert through >= 1
+        through = proxy.requests("/invoke")  # 30 items at c=4: one item a request
+        assert through == 30
 
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         assert proxy_for(server.url) is None
         assert list(shout.map(words, concurrency=4, progress=False)) == [w.upper() for w in words]
-        assert proxy.requests("/invoke-batch") == through
+        assert proxy.requests("/invoke") == through
 
         monkeypatch.delenv("NO_PROXY")
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nobody there
@@ -950,11 +960,8 @@ class CountingProxy:
         """How many requests clients sent whose request line has ``path_part``."""
         with self._lock:
             sent = b"".join(self._sent)
-        return sum(
-            1
-            for line in sent.split(b"\r\n")
-            if line.startswith(b"POST http") and path_part.encode() in line
-        )
+        targets = re.findall(rb"POST (http://\S+) HTTP/1\.1\r\n", sent)
+        return sum(1 for target in targets if path_part.encode() in target)
 
     def _accept(self) -> None:
         while True:

@@ -53,9 +53,10 @@ def map_calls(
     progress: bool,
     return_exceptions: bool,
     total: int | None,
+    batch_size: int | None = None,
 ) -> Iterator[Any]:
-    """See Function.map (which checks ``concurrency``)."""
-    runner = _CallRunner(function, arguments, concurrency, total)
+    """See Function.map (which checks ``concurrency`` and ``batch_size``)."""
+    runner = _CallRunner(function, arguments, concurrency, total, batch_size)
     bar = _progress_bar(function.name, total) if progress else None
     waiting: dict[int, tuple[bool, Any]] = {}
     expected, count, unreleased = 0, None, 0
@@ -97,8 +98,10 @@ class _CallRunner:
         arguments: Iterator[tuple[Any, ...]],
         concurrency: int,
         total: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self._function = function
+        self._fixed_batch = batch_size
         self._arguments = enumerate(arguments)
         self._concurrency = concurrency
         self._total = total
@@ -142,7 +145,7 @@ class _CallRunner:
 
     async def _main_task(self) -> None:
         self._loop = asyncio.get_running_loop()
-        per_lane = max(_WINDOW_PER_CALL, 2 * _MAX_BATCH)
+        per_lane = max(_WINDOW_PER_CALL, 2 * max(_MAX_BATCH, self._fixed_batch or 0))
         self._window = asyncio.Semaphore(self._concurrency * per_lane)
         self._main = asyncio.current_task()
         self._ready.set()
@@ -181,6 +184,8 @@ class _CallRunner:
         finish together; growing with the items taken when their number is unknown."""
         if self._single:
             return 1
+        if self._fixed_batch is not None:
+            return self._fixed_batch
         per_round = self._concurrency * _BATCHES_PER_LANE
         if self._total is not None:
             left = self._total - self._count
@@ -234,7 +239,7 @@ class _CallRunner:
         bodies = [body for _, body in batch]
         failure: Exception
         try:
-            if self._single:
+            if self._single or len(bodies) == 1:  # /invoke costs the server less for one
                 await self._call_singly(connection, bodies, on_answer)
             elif connection is None:
                 await client.invoke_batch_async(f.name, bodies, on_answer)
