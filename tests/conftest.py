@@ -35,10 +35,15 @@ class ServerProcess:
     """A `pyfaas serve` subprocess with its own PYFAAS_HOME."""
 
     def __init__(
-        self, home: Path, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+        self,
+        home: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
     ) -> None:
         self.home = home
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://{host}:{self.port}"
         self.token = (env or {}).get("PYFAAS_TOKEN")
         self.log_path = home / "server.log"

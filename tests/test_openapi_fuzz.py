@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -247,6 +248,13 @@ def api_schema(fuzzed: ServerProcess, fixtures: Fixtures) -> Any:
         return _sometimes_hostile(strategy)
 
     return loaded
+
+
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson(context: Any, value: Any) -> bytes:
+    """invoke-batch's body: the generated events, one JSON value per line."""
+    events = value if isinstance(value, list) else [value]
+    return b"\n".join(json.dumps(event).encode() for event in events)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema").exclude(

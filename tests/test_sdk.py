@@ -5,23 +5,29 @@ exceptions, the pyfaas.Client, `pyfaas deploy app.py`, the IPython magics and th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from conftest import ServerProcess, deploy, free_port, run_cli, unique
+from conftest import ServerProcess, deploy, free_port, run_cli, unique, wait_for
 from pyfaas import App, Client, RemoteError
 from pyfaas.model import InvalidFunctionConfig
 from pyfaas.sdk import ApiError, SerializationError, ServerUnreachable, ShippingError
+from pyfaas.sdk.client import InvokeResponse
 from pyfaas.sdk.errors import RemoteTraceback
 from sdk_units import InsufficientFunds, Reading
 
@@ -267,10 +273,141 @@ def test_map_goes_on_when_the_server_closed_its_idle_connections_meanwhile(app: 
         return x * x
 
     app.deploy(quiet=True)
-    results = square.map(range(40), concurrency=2, progress=False)
+    results = square.map(range(600), concurrency=2, progress=False)  # over the window: 256
     assert next(results) == 0
     time.sleep(6)  # the window is full, the connections idle: uvicorn closes them after 5 s
-    assert list(results) == [x * x for x in range(1, 40)]
+    assert list(results) == [x * x for x in range(1, 600)]
+
+
+def test_map_sends_items_in_batches_with_either_serializer(app: App, server: ServerProcess) -> None:
+    @app.function
+    def negate(x: int) -> int:
+        return -x
+
+    @app.function(serializer="pickle")
+    def scaled(reading: Reading, factor: float) -> Reading:
+        return Reading(reading.sensor, tuple(v * factor for v in reading.values))
+
+    app.deploy(quiet=True)
+    with CountingProxy(server.port) as proxy, proxied(proxy.url):
+        assert list(negate.map(range(500), concurrency=4, progress=False)) == [
+            -x for x in range(500)
+        ]
+        batches = proxy.requests("/invoke-batch")
+        assert batches >= 1
+        assert proxy.requests("/invoke") < 100  # batches (the last, single items: /invoke)
+        # A batch size of one: one /invoke request per item, as before batches.
+        calls = proxy.requests("/invoke")
+        assert list(negate.map(range(20), batch_size=1, progress=False)) == [-x for x in range(20)]
+        assert proxy.requests("/invoke") == calls + 20
+        assert proxy.requests("/invoke-batch") == batches
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            negate.map([1], batch_size=0)
+        readings = [Reading(f"s{i}", (i, 0.5)) for i in range(120)]
+        assert list(scaled.map(readings, [2.0] * 120, concurrency=3, progress=False)) == [
+            Reading(f"s{i}", (2.0 * i, 1.0)) for i in range(120)
+        ]
+    assert proxy.requests("/invoke") < 200
+
+
+def test_map_goes_through_the_proxy_the_environment_sets_unless_no_proxy_exempts_the_server(
+    app: App, server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyfaas.sdk.http1 import proxy_for
+
+    @app.function
+    def shout(word: str) -> str:
+        return word.upper()
+
+    app.deploy(quiet=True)
+    words = [f"w{i}" for i in range(30)]
+    with CountingProxy(server.port) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert proxy_for(server.url) == proxy.url
+        assert app.client.connection() is None  # the direct connection would skip the proxy
+        assert list(shout.map(words, concurrency=4, progress=False)) == [w.upper() for w in words]
+        through = proxy.requests("/invoke")  # 30 items at c=4: one item a request
+        assert through == 30
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert proxy_for(server.url) is None
+        assert list(shout.map(words, concurrency=4, progress=False)) == [w.upper() for w in words]
+        assert proxy.requests("/invoke") == through
+
+        monkeypatch.delenv("NO_PROXY")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nobody there
+        outcomes = list(shout.map(["a"], progress=False, return_exceptions=True))
+        assert isinstance(outcomes[0], ServerUnreachable)
+
+
+def test_a_post_is_never_sent_twice_when_the_connection_drops_after_it_was_written(
+    app: App,
+) -> None:
+    peer = AnswerOnceThenHangUp()
+    client = Client(peer.url)
+    connection = client.connection()
+    assert connection is not None
+
+    async def two_calls() -> tuple[Any, BaseException | None]:
+        first = await client.invoke_raw_on(connection, "f", b"{}")
+        try:
+            await client.invoke_raw_on(connection, "f", b"{}")
+        except ServerUnreachable as exc:
+            return first.json(), exc
+        return first.json(), None
+
+    try:
+        first, second = asyncio.run(two_calls())
+    finally:
+        peer.close()
+    assert first == {"ok": True}
+    assert isinstance(second, ServerUnreachable)  # the server may have run it: not resent
+    assert peer.requests == 2
+
+
+def test_map_reopens_a_connection_the_server_restarted_under_and_runs_each_item_once(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+
+    def start() -> ServerProcess:
+        return ServerProcess(tmp_path / "home", port=port).wait_ready()
+
+    first = start()
+    restarted: ServerProcess | None = None
+    try:
+        application = App(unique("restart"), url=first.url)
+        count = application.function(lambda x: x, name=unique("count"))
+        application.deploy(quiet=True)
+        client = application.client
+        connection = client.connection()
+        assert connection is not None
+
+        async def call(i: int) -> Any:
+            body = count.encode((i,), {})
+            return (await client.invoke_raw_on(connection, count.name, body)).json()
+
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(call(1)) == 1
+        first.stop()
+        restarted = start()
+        assert loop.run_until_complete(call(2)) == 2  # the closed connection is not reused
+        loop.close()
+        with restarted.client() as http:
+
+            def ran_twice() -> bool:
+                rows = http.get("/v1/usage", params={"function": count.name}).json()["rows"]
+                return bool(rows) and rows[0]["invocations"] == 2
+
+            wait_for(ran_twice, what="two usage records")
+            time.sleep(1)  # the usage writer's next batch would show a third
+            assert ran_twice()
+    finally:
+        first.stop()
+        if restarted is not None:
+            restarted.stop()
 
 
 def test_map_gives_up_on_an_answer_slower_than_the_clients_timeout(
@@ -473,6 +610,148 @@ def test_a_module_without_source_is_a_clear_error_and_nothing_is_deployed(
     assert missing.value.code == "function_not_found"
 
 
+# --- invoke-batch ----------------------------------------------------------------------------
+
+ECHO = """
+import os
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError(event["fail"])
+    return {"event": event, "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")}
+"""
+
+
+def batch(api: httpx.Client, target: str, lines: list[bytes], **params: str) -> httpx.Response:
+    body = b"\n".join(lines)
+    return api.post(f"/v1/functions/{target}/invoke-batch", content=body, params=params)
+
+
+def answers(response: httpx.Response) -> dict[int, dict[str, Any]]:
+    """The answer lines of a batch by the index of their event."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-ndjson"
+    found = [json.loads(line) for line in response.text.splitlines()]
+    return {item["index"]: item for item in found}
+
+
+def test_a_batch_runs_each_event_as_its_own_invocation_as_single_invokes_would(
+    api: httpx.Client,
+) -> None:
+    name = unique("batch")
+    assert deploy(api, name, {"h.py": ECHO}, handler="h.handler").status_code in (200, 201)
+    events: list[Any] = [{"n": i} for i in range(20)] + [[1, "two"], "text", {"fail": "no"}]
+    single = [api.post(f"/v1/functions/{name}/invoke", json=event) for event in events]
+    response = batch(api, name, [json.dumps(event).encode() for event in events])
+    assert response.headers["x-pyfaas-batch-items"] == str(len(events))
+    got = answers(response)
+    assert sorted(got) == list(range(len(events)))
+    for index, one in enumerate(single):
+        item = got[index]
+        assert item["status"] == 200
+        if isinstance(item["body"], dict) and "requestId" in item["body"]:  # an error's
+            assert item["body"].pop("requestId") == item["request_id"]
+            assert one.json().pop("requestId") == one.headers["x-pyfaas-request-id"]
+            assert item["body"] == {k: v for k, v in one.json().items() if k != "requestId"}
+        else:
+            assert item["body"] == one.json()
+        assert item["function_error"] == one.headers.get("x-pyfaas-function-error")
+        assert item["version"] == "$LATEST"
+        assert item["duration_ms"] >= 0
+    assert got[22]["function_error"] == "Unhandled"
+    assert got[22]["body"]["errorType"] == "ValueError"
+    request_ids = {item["request_id"] for item in got.values()}
+    assert len(request_ids) == len(events)  # each its own invocation
+
+    # Each event has its own log and usage record: 2 x 23 invocations in all.
+    def metered() -> bool:
+        rows = api.get("/v1/usage", params={"function": name}).json()["rows"]
+        return bool(rows) and rows[0]["invocations"] == 2 * len(events)
+
+    wait_for(metered, what="a usage record per invocation")
+    logs = api.get(
+        f"/v1/functions/{name}/logs", params={"request_id": got[22]["request_id"]}
+    ).json()["records"]
+    assert "ValueError" in "".join(record["text"] for record in logs)
+
+    # Run at once with concurrency, events still answered once each.
+    parallel = answers(batch(api, name, [b'{"n": %d}' % i for i in range(12)], concurrency="4"))
+    assert [parallel[i]["body"]["event"] for i in range(12)] == [{"n": i} for i in range(12)]
+
+
+def test_a_batch_honours_the_qualifier_and_throttles_each_event_on_its_own(
+    api: httpx.Client,
+) -> None:
+    name = unique("batchq")
+    assert deploy(api, name, {"h.py": ECHO}, handler="h.handler").status_code in (200, 201)
+    assert api.post(f"/v1/functions/{name}/versions", json={}).status_code in (200, 201)
+    api.put(f"/v1/functions/{name}/aliases/live", json={"version": 1})
+    for target, params in ((f"{name}:live", {}), (name, {"qualifier": "1"})):
+        got = answers(batch(api, target, [b"{}", b"{}"], **params))
+        assert [got[i]["version"] for i in (0, 1)] == ["1", "1"]
+        assert got[0]["body"]["version"] == "1"
+
+    assert api.patch(f"/v1/functions/{name}", json={"reserved_concurrency": 0}).status_code == 200
+    got = answers(batch(api, name, [b"{}", b"{}"]))
+    for index in (0, 1):
+        assert got[index]["status"] == 429
+        assert got[index]["error"]["code"] == "too_many_requests"
+
+
+@pytest.mark.parametrize(
+    ("lines", "params", "headers", "status", "code"),
+    [
+        ([b""], {}, {}, 400, "empty_batch"),
+        ([b"{}", b"", b"{}"], {}, {}, 400, "invalid_payload"),
+        ([b"{}", b"{not json"], {}, {}, 400, "invalid_payload"),
+        ([b"{}"] * 1001, {}, {}, 400, "too_many_batch_items"),
+        ([b'"' + b"x" * (6 * 1024 * 1024) + b'"'], {}, {}, 413, "payload_too_large"),
+        ([b"{}"], {"concurrency": "0"}, {}, 400, "invalid_concurrency"),
+        ([b"{}"], {"concurrency": "many"}, {}, 400, "invalid_concurrency"),
+        ([b"{}"], {}, {"X-Invocation-Type": "Event"}, 400, "invalid_invocation_type"),
+        ([b"{}"], {"qualifier": "9"}, {}, 404, "version_not_found"),
+    ],
+)
+def test_a_bad_batch_is_refused_whole_with_a_stable_code_and_runs_nothing(
+    api: httpx.Client,
+    lines: list[bytes],
+    params: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    name = unique("badbatch")
+    assert deploy(api, name, {"h.py": ECHO}, handler="h.handler").status_code in (200, 201)
+    response = api.post(
+        f"/v1/functions/{name}/invoke-batch",
+        content=b"\n".join(lines),
+        params=params,
+        headers=headers,
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert response.json()["error"]["message"]
+    assert api.get("/v1/usage", params={"function": name}).json()["rows"] == []
+    missing = api.post("/v1/functions/no-such-function/invoke-batch", content=b"{}")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "function_not_found")
+
+
+def test_client_invoke_batch_raw_answers_in_the_order_of_the_bodies(app: App) -> None:
+    @app.function
+    def halve(x: int) -> float:
+        time.sleep(0.01 * (3 - x))
+        return 1 / x * 0.5 if x else 1 / x
+
+    app.deploy(quiet=True)
+    bodies = [halve.encode((x,), {}) for x in (1, 2, 0)]
+    got = app.client.invoke_batch_raw(halve.name, bodies)
+    assert [type(answer) for answer in got] == [InvokeResponse, InvokeResponse, InvokeResponse]
+    assert [halve.decode(answer) for answer in got[:2]] == [0.5, 0.25]
+    with pytest.raises(ZeroDivisionError):
+        halve.decode(got[2])
+    with pytest.raises(ApiError) as refused:
+        app.client.invoke_batch_raw(halve.name, [b"{"])
+    assert refused.value.code == "invalid_payload"
+
+
 # --- Client --------------------------------------------------------------------------------
 
 
@@ -653,3 +932,118 @@ def test_the_notebook_example_trains_deploys_calls_maps_and_shows_the_cost(
     assert "iris-predict: 47 invocations" in text  # 1 + 45 + 1, then their cost
     assert "USD" in text
     Client(server.url).delete("iris-predict")
+
+
+# --- peers for the connection tests ---------------------------------------------------------
+
+
+class CountingProxy:
+    """An HTTP proxy on a free port that passes every connection on to the server at
+    ``target_port`` byte for byte (uvicorn reads the absolute URL of a proxied request) and
+    keeps what clients sent, to count their requests."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._sent: list[bytes] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> CountingProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+
+    def requests(self, path_part: str) -> int:
+        """How many requests clients sent whose request line has ``path_part``."""
+        with self._lock:
+            sent = b"".join(self._sent)
+        targets = re.findall(rb"POST (http://\S+) HTTP/1\.1\r\n", sent)
+        return sum(1 for target in targets if path_part.encode() in target)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, keep: bool) -> None:
+        with source, sink:
+            while True:
+                try:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    if keep:
+                        with self._lock:
+                            self._sent.append(data)
+                    sink.sendall(data)
+                except OSError:
+                    return
+
+
+@contextlib.contextmanager
+def proxied(url: str) -> Iterator[None]:
+    """HTTP_PROXY set to ``url`` (and no NO_PROXY, ALL_PROXY) for a with block."""
+    names = ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    os.environ["HTTP_PROXY"] = url
+    try:
+        yield
+    finally:
+        os.environ.pop("HTTP_PROXY")
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+
+
+class AnswerOnceThenHangUp:
+    """A server on a free port that answers the first request of a connection and hangs up
+    on the second once it has read it all: a connection dropped after the request was
+    written. ``requests``: how many it read."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection:
+                for answer in (True, False):
+                    if not self._read_request(connection):
+                        break
+                    self.requests += 1
+                    if answer:
+                        body = b'{"ok": true}'
+                        connection.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                            + body
+                        )
+
+    @staticmethod
+    def _read_request(connection: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += connection.recv(65536)
+        return True

@@ -29,6 +29,7 @@ _MAX_REMEMBERED = 4096
 # (path template, method) -> the scope a token needs; None: any valid token.
 ROUTE_SCOPES: dict[tuple[str, str], str | None] = {
     (f"{_FN}/invoke", "POST"): INVOKE,
+    (f"{_FN}/invoke-batch", "POST"): INVOKE,
     ("/v1/health", "GET"): None,
     ("/v1/openapi.json", "GET"): None,
     ("/v1/functions", "GET"): READ,

@@ -1,16 +1,21 @@
-"""``/v1/functions/{name}/invoke``: synchronous and asynchronous (``Event``) invocation."""
+"""``/v1/functions/{name}/invoke``: synchronous and asynchronous (``Event``) invocation;
+``/v1/functions/{name}/invoke-batch``: many synchronous invocations in one request."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from typing import Any
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from pyfaas.api.body import read_body
 from pyfaas.api.responses import JSONResponse
 from pyfaas.api.services import ApiServices, services
-from pyfaas.model import InvalidRequest
+from pyfaas.control.batches import BatchOutcome, BatchRun, split_batch
+from pyfaas.model import InvalidRequest, TooManyRequests
 from pyfaas.telemetry import format_invocation_log
 
 LOG_TAIL_BYTES = 4096
@@ -22,15 +27,8 @@ async def invoke_function(request: Request) -> Response:
     ---
     summary: Invoke a function (synchronously, or asynchronously with X-Invocation-Type Event)
     parameters:
-      - name: name
-        in: path
-        required: true
-        description: "the function, or name:qualifier (a version number, an alias, $LATEST)"
-        schema: {type: string}
-      - name: qualifier
-        in: query
-        description: "a version number or alias to run instead of $LATEST"
-        schema: {type: string}
+      - $ref: "#/components/parameters/QualifiedFunction"
+      - $ref: "#/components/parameters/Qualifier"
       - name: X-Invocation-Type
         in: header
         description: "RequestResponse (default) or Event (async: 202 once the event is
@@ -114,3 +112,112 @@ async def _submit(request: Request, svc: ApiServices, name: str) -> Response:
     if not new:
         headers["x-pyfaas-duplicate"] = "true"
     return JSONResponse({"request_id": request_id}, status_code=202, headers=headers)
+
+
+async def invoke_batch(request: Request) -> Response:
+    """Run the function once per line of the body (one JSON event per line), each event an
+    invocation of its own, and stream one line per result as each finishes.
+    ---
+    summary: Invoke a function once per event of a batch (synchronously), results streamed
+    description: "Each event runs as if sent alone to /invoke: its own request id, admission
+      (one event may be throttled while the others run), timeout, log and usage record. The
+      whole batch is checked before any event runs. Answer lines come in the order the
+      invocations finish; `index` says which event (0-based) each is for."
+    parameters:
+      - $ref: "#/components/parameters/QualifiedFunction"
+      - $ref: "#/components/parameters/Qualifier"
+      - name: concurrency
+        in: query
+        description: "events of this batch run at once (default 1: one after the other)"
+        schema: {type: integer, minimum: 1}
+    requestBody:
+      required: true
+      content:
+        application/x-ndjson:
+          schema: {type: array, items: {}, description: "the events, one JSON value per
+            line; at most batch_max_items (1000) events and sync_payload_bytes (6 MB) in
+            all"}
+    responses:
+      200:
+        description: "application/x-ndjson, one line per event: {index, status: 200,
+          request_id, version, duration_ms, function_error, init_duration_ms, body} (body is
+          the handler's result, or Lambda's error object when function_error is set), or
+          {index, status, error: {code, message}} for an event that did not run (429
+          too_many_requests...)"
+      400: {description: "invalid_payload (a line that is empty or not JSON), empty_batch,
+        too_many_batch_items, invalid_concurrency, invalid_invocation_type"}
+      404: {description: "function_not_found, version_not_found, alias_not_found"}
+      413: {description: payload_too_large}
+    """
+    svc = services(request)
+    name = request.path_params["name"]
+    concurrency = 1
+    if request.scope["query_string"]:
+        name = qualified_name(name, request.query_params.get("qualifier"))
+        concurrency = _batch_concurrency(
+            request.query_params.get("concurrency"), svc.limits.batch_max_items
+        )
+    kind = request.headers.get("x-invocation-type", "RequestResponse")
+    if kind != "RequestResponse":
+        raise InvalidRequest(
+            f"X-Invocation-Type {kind!r} is not supported by invoke-batch, which runs events "
+            "synchronously; submit async events one by one to /invoke",
+            code="invalid_invocation_type",
+        )
+    body = await read_body(request, svc.limits.sync_payload_bytes, "batch")
+    payloads = split_batch(body, svc.limits.batch_max_items)
+    await svc.invocations.resolve(name)  # an unknown function or alias: 404, nothing runs
+    run = BatchRun(
+        svc.invocations,
+        name,
+        payloads,
+        concurrency=concurrency,
+        traceparent=request.headers.get("traceparent"),
+    )
+    return StreamingResponse(
+        _answer_lines(run),
+        media_type="application/x-ndjson",
+        headers={"x-pyfaas-batch-items": str(len(payloads))},
+    )
+
+
+def _batch_concurrency(given: str | None, most: int) -> int:
+    if given is None:
+        return 1
+    if not (given.isascii() and given.isdigit()) or not 1 <= int(given) <= most:
+        raise InvalidRequest(
+            f"concurrency must be a whole number from 1 to {most}, not {given!r}",
+            code="invalid_concurrency",
+        )
+    return int(given)
+
+
+async def _answer_lines(run: BatchRun) -> AsyncIterator[bytes]:
+    async for group in run.outcomes():
+        yield b"".join(_answer_line(outcome) for outcome in group)
+
+
+def _answer_line(outcome: BatchOutcome) -> bytes:
+    result = outcome.result
+    if result is None:
+        assert outcome.refusal is not None
+        exc = outcome.refusal
+        error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if isinstance(exc, TooManyRequests):
+            error["reason"] = exc.reason
+        line: dict[str, Any] = {"index": outcome.index, "status": exc.status, "error": error}
+        return orjson.dumps(line) + b"\n"
+    body, init = result.body, result.init_duration_ms
+    line = {
+        "index": outcome.index,
+        "status": 200,
+        "request_id": result.request_id,
+        "version": result.version,
+        "duration_ms": round(result.duration_ms, 3),
+        "function_error": result.function_error,
+        "init_duration_ms": None if init is None else round(init, 3),
+        # The result is JSON already; one that spans lines (none the runtime writes) is
+        # parsed and written again to keep one answer per line.
+        "body": orjson.Fragment(body) if b"\n" not in body else orjson.loads(body),
+    }
+    return orjson.dumps(line) + b"\n"

@@ -36,6 +36,22 @@ _SHARED_REFUSALS = {
     "431": "headers_too_large",
 }
 _METHODS = ("get", "put", "post", "patch", "delete")
+# Parameters several routes take; a docstring names them with $ref.
+_PARAMETERS: dict[str, Any] = {
+    "QualifiedFunction": {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "the function, or name:qualifier (a version number, an alias, $LATEST)",
+        "schema": {"type": "string"},
+    },
+    "Qualifier": {
+        "name": "qualifier",
+        "in": "query",
+        "description": "a version number or alias to run instead of $LATEST",
+        "schema": {"type": "string"},
+    },
+}
 
 _generator = SchemaGenerator(
     {
@@ -63,6 +79,7 @@ def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             }
         },
         "schemas": {"Error": ERROR_SCHEMA},
+        "parameters": copy.deepcopy(_PARAMETERS),
     }
     document["security"] = [{"bearer": []}]
     for operations in document.get("paths", {}).values():

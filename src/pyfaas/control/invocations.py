@@ -81,6 +81,7 @@ class InvocationService:
         *,
         traceparent: str | None = None,
         client_context: str | None = None,
+        payload_checked: bool = False,
     ) -> InvocationResult:
         """Run ``name`` (or ``name:qualifier``) with ``payload`` and wait for its result;
         ``client_context`` (base64
@@ -88,8 +89,9 @@ class InvocationService:
         ``traceparent`` (W3C) as ``context.traceparent``.
 
         Raises FunctionNotFound, PayloadTooLarge, InvalidPayload, TooManyRequests (throttled
-        by reserved or server concurrency). Handler errors, timeouts and crashes are not
-        raised: they come back as a result with ``function_error`` set.
+        by reserved or server concurrency); ``payload_checked``: the caller already checked
+        the payload (check_payload or control.batches.split_batch). Handler errors, timeouts
+        and crashes are not raised: they come back as a result with ``function_error`` set.
         """
         if ":" not in name:  # the hot path: $LATEST, straight from the cache
             fv = await self._functions.resolve(name)
@@ -98,7 +100,8 @@ class InvocationService:
             fv = await self.resolve(name)
             # Lambda's context names the qualifier the caller invoked.
             arn = f"{fv.arn}:{name.partition(':')[2]}"
-        payload = self.check_payload(payload, self._limits.sync_payload_bytes)
+        if not payload_checked:
+            payload = self.check_payload(payload, self._limits.sync_payload_bytes)
         request = InvocationRequest(
             request_id=new_request_id(),
             payload=payload,

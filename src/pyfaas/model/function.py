@@ -42,6 +42,9 @@ class Limits:
     """Platform limits; Lambda's by default, each configurable on the server."""
 
     sync_payload_bytes: int = 6 * 1024 * 1024
+    # Events in one batch invocation (POST /v1/functions/{name}/invoke-batch); its body as a
+    # whole is held to sync_payload_bytes.
+    batch_max_items: int = 1000
     async_payload_bytes: int = 256 * 1024
     timeout_min_s: int = 1
     timeout_max_s: int = 900

@@ -276,15 +276,20 @@ class Function(Generic[P, R]):
         concurrency: int = 64,
         progress: bool = True,
         return_exceptions: bool = False,
+        batch_size: int | None = None,
     ) -> Iterator[R]:
         """``self.remote`` over the items (several iterables: zipped into positional
         arguments), ``concurrency`` calls at once; results come in the order of the items.
         The first failure is raised when its turn comes (with ``return_exceptions``, it is
-        yielded instead). A Rich progress bar shows on a terminal or in a notebook."""
+        yielded instead). A Rich progress bar shows on a terminal or in a notebook. Items
+        travel in batches of up to ``batch_size`` per request (None: chosen as the map goes,
+        64 at most); each item is still an invocation of its own."""
         from pyfaas.sdk.mapping import map_calls
 
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, not {batch_size!r}")
         return map_calls(
             self,
             zip(*iterables, strict=False),
@@ -292,6 +297,7 @@ class Function(Generic[P, R]):
             progress=progress,
             return_exceptions=return_exceptions,
             total=_common_length(iterables),
+            batch_size=batch_size,
         )
 
     def starmap(self, items: Iterable[Sequence[Any]], **options: Any) -> Iterator[R]:

@@ -12,15 +12,16 @@ import contextlib
 import json
 import os
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
 import httpx
+import orjson
 
 from pyfaas.sdk.errors import ApiError, SerializationError, ServerUnreachable
-from pyfaas.sdk.http1 import ConnectionDropped, Http1Connection
+from pyfaas.sdk.http1 import ConnectionDropped, Http1Connection, RawResponse, proxy_for
 from pyfaas.sdk.remote_exceptions import rebuild_exception
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -168,9 +169,13 @@ class Client:
         )
         return _invoke_response(response)
 
-    def connection(self) -> Http1Connection:
+    def connection(self) -> Http1Connection | None:
         """A keep-alive connection of its own, for many invocations one after the other
-        (``invoke_raw_on``); ``Function.map`` runs one per call it keeps in flight."""
+        (``invoke_raw_on``, ``invoke_batch_on``); ``Function.map`` runs one per call it
+        keeps in flight. None when a proxy applies to the server's URL (HTTP_PROXY...):
+        only httpx goes through proxies, so use the ``*_async`` methods then."""
+        if proxy_for(self.url) is not None:
+            return None
         return Http1Connection(self.url, self._headers, self._timeout)
 
     async def invoke_raw_on(
@@ -178,15 +183,84 @@ class Client:
     ) -> InvokeResponse:
         """``invoke_raw_async`` over ``connection`` instead of the httpx pool (much less
         work per call). Raises ApiError and ServerUnreachable as ``invoke_raw`` does."""
+        raw = await self._post_on(connection, _invoke_path(name), body, _INVOKE_HEADERS)
+        return _invoke_answer(raw.headers, raw.body)
+
+    async def _post_on(
+        self,
+        connection: Http1Connection,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        stream_to: Callable[[bytes], None] | None = None,
+    ) -> RawResponse:
+        """POST over ``connection``; an answer of 400 or more raises ApiError, none
+        ServerUnreachable (the connection is closed then)."""
         try:
-            raw = await connection.post(_invoke_path(name), body, _INVOKE_HEADERS)
+            raw = await connection.post(path, body, headers, stream_to)
         except (OSError, TimeoutError) as exc:
             connection.close()
             raise self._unreachable(exc) from None
         refusal = _refusal(raw.status, raw.body)
         if refusal is not None:
             raise refusal
-        return _invoke_answer(raw.headers, raw.body)
+        return raw
+
+    def invoke_batch_raw(self, name: str, bodies: Sequence[bytes]) -> list[BatchAnswer]:
+        """Invoke ``name`` once per body (JSON bytes each, on one line) in one request; each
+        runs as an invocation of its own. The answers in the order of the bodies: an
+        InvokeResponse (a function error is in it, not raised), or the ApiError of a body
+        that did not run (throttled...). A refused batch raises ApiError."""
+        answers: list[BatchAnswer | None] = [None] * len(bodies)
+
+        def keep(index: int, answer: BatchAnswer) -> None:
+            answers[index] = answer
+
+        lines = BatchLines(keep)
+        try:
+            with self.http.stream(
+                "POST", _batch_path(name), content=batch_body(bodies), headers=_BATCH_HEADERS
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    checked(response)
+                for piece in response.iter_bytes():
+                    lines.feed(piece)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        return _all_answered(answers)
+
+    async def invoke_batch_async(
+        self, name: str, bodies: Sequence[bytes], on_answer: Callable[[int, BatchAnswer], None]
+    ) -> None:
+        """``invoke_batch_raw`` on the running event loop, each answer handed to
+        ``on_answer(index, answer)`` as it arrives (in the order the invocations finish).
+        Raises ApiError when the batch is refused, ServerUnreachable when the answer breaks
+        off (bodies not answered by then may or may not have run)."""
+        lines = BatchLines(on_answer)
+        try:
+            async with self._http_async().stream(
+                "POST", _batch_path(name), content=batch_body(bodies), headers=_BATCH_HEADERS
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    checked(response)
+                async for piece in response.aiter_bytes():
+                    lines.feed(piece)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+
+    async def invoke_batch_on(
+        self,
+        connection: Http1Connection,
+        name: str,
+        bodies: Sequence[bytes],
+        on_answer: Callable[[int, BatchAnswer], None],
+    ) -> None:
+        """``invoke_batch_async`` over ``connection`` instead of the httpx pool."""
+        lines = BatchLines(on_answer)
+        path, body = _batch_path(name), batch_body(bodies)
+        await self._post_on(connection, path, body, _BATCH_HEADERS, lines.feed)
 
     def invoke(self, name: str, event: Any = None) -> Any:
         """Run ``name`` with ``event`` (any JSON value; None sends ``{}``) and return its
@@ -267,6 +341,65 @@ class Client:
         return result
 
 
+BatchAnswer = InvokeResponse | ApiError
+
+
+class BatchLines:
+    """Splits the streamed answer of a batch into its lines and hands each event's answer
+    to ``on_answer(index, answer)``."""
+
+    def __init__(self, on_answer: Callable[[int, BatchAnswer], None]) -> None:
+        self._on_answer = on_answer
+        self._rest = b""
+
+    def feed(self, piece: bytes) -> None:
+        """Take the next piece of the answer (any size; a line may span pieces)."""
+        if self._rest:
+            piece = self._rest + piece
+        *lines, self._rest = piece.split(b"\n")
+        for line in lines:
+            index, answer = _batch_answer(line)
+            self._on_answer(index, answer)
+
+
+def _batch_answer(line: bytes) -> tuple[int, BatchAnswer]:
+    try:
+        item = orjson.loads(line)
+        body = orjson.dumps(item.get("body"))
+    except orjson.JSONDecodeError:  # orjson reads integers of 64 bits at most
+        item = json.loads(line)
+        body = json.dumps(item.get("body")).encode()
+    index = int(item["index"])
+    if "error" in item:
+        error = item["error"]
+        return index, ApiError(
+            str(error["message"]), status=int(item["status"]), code=str(error["code"])
+        )
+    return index, InvokeResponse(
+        body=body,
+        request_id=item["request_id"],
+        function_error=item.get("function_error"),
+        duration_ms=item.get("duration_ms"),
+        init_duration_ms=item.get("init_duration_ms"),
+    )
+
+
+def batch_body(bodies: Sequence[bytes]) -> bytes:
+    """The body of a batch request: one event per line. Raises SerializationError for an
+    event that spans lines (pretty-printed JSON)."""
+    for body in bodies:
+        if b"\n" in body:
+            raise SerializationError("an event of a batch must be JSON on one line")
+    return b"\n".join(bodies)
+
+
+def _all_answered(answers: list[BatchAnswer | None]) -> list[BatchAnswer]:
+    missing = [i for i, answer in enumerate(answers) if answer is None]
+    if missing:
+        raise ServerUnreachable(f"the batch's answer ended without events {missing[:10]}")
+    return [a for a in answers if a is not None]
+
+
 def result_of(
     response: InvokeResponse,
     namespaces: Sequence[Mapping[str, Any]] = (),
@@ -316,7 +449,12 @@ def _invoke_path(name: str) -> str:
     return f"/v1/functions/{name}/invoke"
 
 
+def _batch_path(name: str) -> str:
+    return f"/v1/functions/{name}/invoke-batch"
+
+
 _INVOKE_HEADERS = {"Content-Type": "application/json"}
+_BATCH_HEADERS = {"Content-Type": "application/x-ndjson"}
 
 
 def _invoke_headers(log_tail: bool) -> dict[str, str]:

@@ -5,13 +5,21 @@ of requests are in flight (on a busy 2-core machine: ~200 calls/s with 32 in fli
 one ``httpx.AsyncClient``, against ~1,600/s for plain keep-alive connections to the same
 server). ``map`` needs one request at a time per connection and nothing else of HTTP, so it
 speaks HTTP/1.1 itself: an asyncio protocol per connection, answers parsed by httptools
-(uvicorn's parser). Everything else of the SDK goes through httpx.
+(uvicorn's parser). Everything else of the SDK goes through httpx, and so does ``map`` when
+a proxy applies to the server's URL (``proxy_for``): this module speaks to servers directly.
+
+A POST is never sent twice: a connection is reused only when it is known to be open and has
+not been idle long enough for the server to close it meanwhile; a connection that drops after
+the request was written raises ConnectionDropped (the server may have run it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -29,8 +37,9 @@ class RawResponse:
 
 
 class ConnectionDropped(ConnectionError):
-    """The connection closed before the whole answer arrived. ``unanswered`` when not one
-    byte of it did: a keep-alive connection the server had closed meanwhile."""
+    """The connection closed after the request was written and before the whole answer
+    arrived: the server may have acted on the request. ``unanswered`` when not one byte of
+    the answer arrived."""
 
     def __init__(self, message: str, *, unanswered: bool) -> None:
         super().__init__(message)
@@ -38,6 +47,26 @@ class ConnectionDropped(ConnectionError):
 
 
 _WATCH_EVERY_S = 1.0
+# uvicorn (pyfaas's server) closes a keep-alive connection idle for 5 s: one idle for longer
+# than this is not reused, lest the server close it while the request is on its way.
+_REUSE_IDLE_S = 3.5
+
+# Called with each piece of a streamed answer's body, as it arrives.
+BodySink = Callable[[bytes], None]
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY, any case)
+    sets for ``url``, as httpx reads it; None when requests to it go direct."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if bypass(parts.netloc, proxies):
+        return None
+    return proxy
 
 
 class Http1Connection:
@@ -57,11 +86,20 @@ class Http1Connection:
         self._timeout = timeout
         self._protocol: _ResponseReader | None = None
 
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> RawResponse:
-        """POST ``body`` to ``path`` and return the answer. OSError when the server cannot
-        be reached or drops the connection, TimeoutError when it does not answer in time
-        (the connection is closed then); a keep-alive connection that the server closed
-        while idle is reopened and the request sent again (it never reached the server)."""
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        stream_to: BodySink | None = None,
+    ) -> RawResponse:
+        """POST ``body`` to ``path`` and return the answer; with ``stream_to``, the body of
+        a 200 answer goes to it piece by piece as it arrives (the answer's ``body`` is then
+        empty). Sent once, never again: OSError when the server cannot be reached, and
+        ConnectionDropped when the connection drops after the request was written;
+        TimeoutError when no byte of the answer comes for ``timeout`` seconds (the
+        connection is closed then). A keep-alive connection is reused only while it is
+        open and has not idled long enough for the server to close it."""
         head = (
             f"POST {self._prefix}{path} HTTP/1.1\r\n{self._fixed}"
             f"Content-Length: {len(body)}\r\n"
@@ -69,13 +107,10 @@ class Http1Connection:
             + "\r\n"
         ).encode("latin-1")
         protocol = self._protocol
-        if protocol is not None and not protocol.closed:
-            try:
-                return await protocol.exchange(head + body)
-            except ConnectionDropped as exc:
-                if not exc.unanswered:
-                    raise
-        return await (await self._open()).exchange(head + body)
+        if protocol is None or not protocol.reusable():
+            self.close()
+            protocol = await self._open()
+        return await protocol.exchange(head + body, stream_to)
 
     def close(self) -> None:
         """Close the connection (if open); a later ``post`` opens a new one."""
@@ -84,8 +119,6 @@ class Http1Connection:
             self._protocol = None
 
     async def _open(self) -> _ResponseReader:
-        if self._protocol is not None and not self._protocol.closed:
-            return self._protocol
         loop = asyncio.get_running_loop()
         context = ssl.create_default_context() if self._tls else None
         _, protocol = await loop.create_connection(
@@ -114,19 +147,40 @@ class _ResponseReader(asyncio.Protocol):
         self._waiter: asyncio.Future[RawResponse] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
+        self._stream_to: BodySink | None = None
+        self._streaming = False
         self._received = False
+        self._idle_since = self._loop.time()
         self.closed = False
 
-    async def exchange(self, request: bytes) -> RawResponse:
+    def reusable(self) -> bool:
+        """Open, and not idle for so long that the server may be closing it right now. An
+        idle connection with something to read has been closed by the server (its end of
+        file, or a reset), even when the event loop has not run since to see it."""
+        transport = self._transport
+        if self.closed or transport is None or transport.is_closing():
+            return False
+        if self._loop.time() - self._idle_since >= _REUSE_IDLE_S:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        return not readable
+
+    async def exchange(self, request: bytes, stream_to: BodySink | None = None) -> RawResponse:
         assert self._transport is not None and self._waiter is None
         self._waiter = self._loop.create_future()
         self._received = False
+        self._stream_to = stream_to
         self._deadline = self._loop.time() + self._timeout
         self._transport.write(request)
         try:
             return await self._waiter
         finally:
             self._waiter = None
+            self._stream_to = None
+            self._idle_since = self._loop.time()
 
     def close(self) -> None:
         self.closed = True
@@ -150,6 +204,8 @@ class _ResponseReader(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received = True
+        if self._streaming:  # a long answer that keeps coming is not late
+            self._deadline = self._loop.time() + self._timeout
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -168,10 +224,22 @@ class _ResponseReader(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
+    def on_headers_complete(self) -> None:
+        self._streaming = self._stream_to is not None and self._parser.get_status_code() == 200
+
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._streaming:
+            assert self._stream_to is not None
+            try:
+                self._stream_to(body)
+            except Exception as exc:  # the caller's sink failed: the answer is lost
+                self._fail(exc)
+                self.close()
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._streaming = False
         headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self._headers}
         response = RawResponse(self._parser.get_status_code(), headers, b"".join(self._body))
         keep_alive = self._parser.should_keep_alive()

@@ -2,11 +2,14 @@
 
 The calls run on an event loop in a thread of their own, so the caller's thread only
 reorders results. ``concurrency`` lanes each keep one keep-alive connection to the server
-(sdk/http1.py) and make one call at a time on it: at most ``concurrency`` calls are in
-flight, each a real invocation of its own. At most ``8 x concurrency`` results wait to be
-consumed, so a slow first item does not make the rest pile up without bound. Outcomes cross
-between the threads in batches (one wake-up per batch, not per item): that, and not httpx's
-pool, is what lets a map of tiny calls keep up with the server.
+(sdk/http1.py; httpx's pool when a proxy applies) and send batches of items on it
+(``/invoke-batch``): the server runs the items of a batch one after the other, each a real
+invocation of its own, and streams each result back as it finishes; so at most
+``concurrency`` calls are in flight. A batch saves the HTTP work of one request per item,
+which is most of what a tiny call costs. Batches are large while many items are left and
+shrink towards the end, so the lanes finish together. At most ``2 x 64 x concurrency``
+results wait to be consumed, so a slow first item does not make the rest pile up without
+bound. Outcomes cross between the threads in groups (one wake-up per group, not per item).
 """
 
 from __future__ import annotations
@@ -19,10 +22,20 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from pyfaas.sdk.client import BatchAnswer
+from pyfaas.sdk.errors import ApiError, ServerUnreachable
+
 if TYPE_CHECKING:
     from pyfaas.sdk.app import Function
+    from pyfaas.sdk.http1 import Http1Connection
 
 _WINDOW_PER_CALL = 8
+# Items per batch invocation at most, and its body's bytes (the server's sync payload limit
+# is 6 MB by default; an item bigger than this goes alone).
+_MAX_BATCH = 64
+_BATCH_BYTES = 5 * 1024 * 1024
+# While many items are left, each lane gets about this many batches more of them.
+_BATCHES_PER_LANE = 4
 _DONE = -1
 _BAR_EVERY_S = 0.1
 # Outcomes wait this long to cross to the caller's thread together: each crossing wakes it
@@ -40,9 +53,10 @@ def map_calls(
     progress: bool,
     return_exceptions: bool,
     total: int | None,
+    batch_size: int | None = None,
 ) -> Iterator[Any]:
-    """See Function.map (which checks ``concurrency``)."""
-    runner = _CallRunner(function, arguments, concurrency)
+    """See Function.map (which checks ``concurrency`` and ``batch_size``)."""
+    runner = _CallRunner(function, arguments, concurrency, total, batch_size)
     bar = _progress_bar(function.name, total) if progress else None
     waiting: dict[int, tuple[bool, Any]] = {}
     expected, count, unreleased = 0, None, 0
@@ -79,13 +93,21 @@ class _CallRunner:
     """The event loop thread that makes the calls."""
 
     def __init__(
-        self, function: Function[Any, Any], arguments: Iterator[tuple[Any, ...]], concurrency: int
+        self,
+        function: Function[Any, Any],
+        arguments: Iterator[tuple[Any, ...]],
+        concurrency: int,
+        total: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self._function = function
+        self._fixed_batch = batch_size
         self._arguments = enumerate(arguments)
         self._concurrency = concurrency
+        self._total = total
         self._count = 0
         self._exhausted = False
+        self._single = False  # the server has no invoke-batch (an older pyfaas)
         # Lists of outcomes, the last batch ending with (_DONE, True, number of items).
         self.outcomes: queue.SimpleQueue[list[Outcome]] = queue.SimpleQueue()
         self._batch: list[Outcome] = []
@@ -123,7 +145,8 @@ class _CallRunner:
 
     async def _main_task(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._window = asyncio.Semaphore(self._concurrency * _WINDOW_PER_CALL)
+        per_lane = max(_WINDOW_PER_CALL, 2 * max(_MAX_BATCH, self._fixed_batch or 0))
+        self._window = asyncio.Semaphore(self._concurrency * per_lane)
         self._main = asyncio.current_task()
         self._ready.set()
         lanes = [asyncio.create_task(self._lane()) for _ in range(self._concurrency)]
@@ -136,29 +159,133 @@ class _CallRunner:
         finally:
             self._deliver((_DONE, True, self._count))
             self._flush()
+            with contextlib.suppress(Exception):  # the httpx pool of this loop, if proxied
+                await self._function.app.client.aclose()
 
     async def _lane(self) -> None:
-        """Call the function on the next item, one after the other, over one connection."""
-        assert self._window is not None
-        f = self._function
-        client = f.app.client
+        """Call the function on the next items, a batch at a time, over one connection (or
+        httpx's pool when a proxy applies): one invocation in flight per lane, since the
+        server runs the events of a batch one after the other."""
+        client = self._function.app.client
         connection = client.connection()
+        carry: tuple[int, bytes] | None = None
         try:
             while True:
-                await self._window.acquire()
-                item = self._next_item()
-                if item is None:
-                    self._window.release()
+                batch, carry = await self._take_batch(carry)
+                if not batch:
                     return
-                index, args = item
-                try:
-                    response = await client.invoke_raw_on(connection, f.name, f.encode(args, {}))
-                    outcome: Outcome = (index, True, f.decode(response))
-                except Exception as exc:
-                    outcome = (index, False, exc)
-                self._deliver(outcome)
+                await self._call(connection, batch)
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
+
+    def _batch_size(self) -> int:
+        """Items per batch: large while many are left, fewer towards the end so the lanes
+        finish together; growing with the items taken when their number is unknown."""
+        if self._single:
+            return 1
+        if self._fixed_batch is not None:
+            return self._fixed_batch
+        per_round = self._concurrency * _BATCHES_PER_LANE
+        if self._total is not None:
+            left = self._total - self._count
+            return max(1, min(_MAX_BATCH, left // per_round))
+        return max(1, min(_MAX_BATCH, self._count // per_round))
+
+    async def _take_batch(
+        self, carry: tuple[int, bytes] | None
+    ) -> tuple[list[tuple[int, bytes]], tuple[int, bytes] | None]:
+        """The next batch, (index, encoded arguments) each, and what is left for the next
+        (an item that would take the batch past _BATCH_BYTES). The first item waits for
+        room in the window, the others are only taken while there is room."""
+        assert self._window is not None
+        batch = [carry] if carry is not None else []
+        size = len(carry[1]) if carry is not None else 0
+        limit = self._batch_size()
+        while len(batch) < limit:
+            if batch and self._window.locked():
+                break
+            await self._window.acquire()
+            item = self._next_item()
+            if item is None:
+                self._window.release()
+                break
+            index, args = item
+            try:
+                body = self._function.encode(args, {})
+            except Exception as exc:
+                self._deliver((index, False, exc))
+                continue
+            if batch and size + len(body) > _BATCH_BYTES:
+                return batch, (index, body)
+            batch.append((index, body))
+            size += len(body) + 1
+        return batch, None
+
+    async def _call(
+        self, connection: Http1Connection | None, batch: list[tuple[int, bytes]]
+    ) -> None:
+        """One batch invocation; each item's outcome delivered as its answer arrives. Items
+        left unanswered (the connection broke) get the error that broke it."""
+        f = self._function
+        client = f.app.client
+        indices = [index for index, _ in batch]
+        answered = [False] * len(batch)
+
+        def on_answer(position: int, answer: BatchAnswer) -> None:
+            answered[position] = True
+            self._deliver(self._outcome(indices[position], answer))
+
+        bodies = [body for _, body in batch]
+        failure: Exception
+        try:
+            if self._single or len(bodies) == 1:  # /invoke costs the server less for one
+                await self._call_singly(connection, bodies, on_answer)
+            elif connection is None:
+                await client.invoke_batch_async(f.name, bodies, on_answer)
+            else:
+                await client.invoke_batch_on(connection, f.name, bodies, on_answer)
+        except ApiError as exc:
+            if exc.code != "route_not_found" or self._single:
+                failure = exc
+            else:  # an older server: one invocation per request, as before batches
+                self._single = True
+                await self._call_singly(connection, bodies, on_answer)
+                return
+        except Exception as exc:
+            failure = exc
+        else:
+            failure = ServerUnreachable("the server's answer to a batch ended early")
+        for position, done in enumerate(answered):
+            if not done:
+                self._deliver((indices[position], False, failure))
+
+    async def _call_singly(
+        self,
+        connection: Http1Connection | None,
+        bodies: list[bytes],
+        on_answer: Callable[[int, BatchAnswer], None],
+    ) -> None:
+        client = self._function.app.client
+        name = self._function.name
+        for position, body in enumerate(bodies):
+            answer: BatchAnswer
+            try:
+                if connection is None:
+                    answer = await client.invoke_raw_async(name, body)
+                else:
+                    answer = await client.invoke_raw_on(connection, name, body)
+            except ApiError as exc:
+                answer = exc
+            on_answer(position, answer)
+
+    def _outcome(self, index: int, answer: BatchAnswer) -> Outcome:
+        if isinstance(answer, ApiError):
+            return (index, False, answer)
+        try:
+            return (index, True, self._function.decode(answer))
+        except Exception as exc:
+            return (index, False, exc)
 
     def _next_item(self) -> tuple[int, tuple[Any, ...]] | None:
         """The next item and its index; None once there are no more. When the items'

@@ -161,6 +161,8 @@ class ServerConfig:
             )
         if self.limits.max_concurrency < 1:
             raise ConfigurationError("limits.max_concurrency must be at least 1")
+        if self.limits.batch_max_items < 1:
+            raise ConfigurationError("limits.batch_max_items must be at least 1")
         if self.log_retention_s < 0 or self.log_retention_bytes < 0:
             raise ConfigurationError(
                 "log_retention_s and log_retention_bytes must be 0 (keep) or positive"
