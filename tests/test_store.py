@@ -584,3 +584,34 @@ def test_two_batch_writers_with_one_interval_write_in_the_same_turn_of_the_loop(
     asyncio.run(main())
     assert sorted(turns[:2]) == ["logs [2, 3]", "usage [1]"]  # timers due together: any order
     assert turns[2:] == ["next turn"]
+
+
+def test_a_batch_writer_writes_what_came_during_a_write_at_its_next_tick_not_at_once() -> None:
+    # Draining back to back made a busy server write tiny batches (a transaction and an fsync
+    # each) as fast as they were stored; what arrives during a write waits for the next tick.
+    written: list[list[int]] = []
+
+    async def main() -> None:
+        release, started = asyncio.Event(), asyncio.Event()
+
+        async def write(batch: list[int]) -> None:
+            written.append(batch)
+            started.set()
+            await release.wait()
+
+        writer = BatchWriter(write, name="slow", interval_s=3600, max_batch=2)
+        await writer.start()
+        try:
+            writer.submit(1)
+            writer.submit(2)  # max_batch: written without waiting for the tick
+            await asyncio.wait_for(started.wait(), 30)
+            writer.submit(3)  # during the write
+            release.set()
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert written == [[1, 2]] and len(writer) == 1
+        finally:
+            await writer.close()  # stopping writes what is pending
+        assert written == [[1, 2], [3]]
+
+    asyncio.run(main())

@@ -56,11 +56,14 @@ class BatchWriter(Generic[T]):
         """Write everything submitted so far; returns once it is written (or dropped)."""
         async with self._write_lock:
             while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await self._write(batch)
-                except Exception:
-                    log.exception("%s: could not write a batch of %d", self._name, len(batch))
+                await self._write_one_batch()
+
+    async def _write_one_batch(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            await self._write(batch)
+        except Exception:
+            log.exception("%s: could not write a batch of %d", self._name, len(batch))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
@@ -84,4 +87,9 @@ class BatchWriter(Generic[T]):
                 # the same turn of the loop, and share a transaction (Transactions.in_thread).
                 now = asyncio.get_running_loop().time()
                 await asyncio.sleep(self._interval_s - now % self._interval_s)
-            await self.flush()
+            # One batch, not flush(): what arrives while it is written waits for the next
+            # tick. Draining back to back would make a busy server write a small batch (a
+            # transaction and an fsync) as soon as the last one is stored.
+            async with self._write_lock:
+                if self._pending:
+                    await self._write_one_batch()
