@@ -29,8 +29,10 @@ from pyfaas.model import (
     FunctionNotFound,
     FunctionRecord,
     LogRecord,
+    UsageRecord,
 )
 from pyfaas.store import Store, open_store
+from pyfaas.store.batches import BatchWriter
 from pyfaas.store.engine import MIGRATIONS
 from pyfaas.store.tables import metadata
 
@@ -377,7 +379,7 @@ def test_log_queries_by_request_tail_limit_and_follow(url: str) -> None:
     with_store(url, story)
 
 
-def test_a_batch_of_logs_is_written_with_one_executemany_in_one_transaction(url: str) -> None:
+def test_a_batch_of_logs_is_written_in_one_transaction_with_few_statements(url: str) -> None:
     inserts: list[bool] = []
     traced: list[str] = []
 
@@ -401,12 +403,90 @@ def test_a_batch_of_logs_is_written_with_one_executemany_in_one_transaction(url:
         assert len(await store.query_logs("batched")) == 200
         if store.is_sqlite:
             assert traced[0] == "BEGIN IMMEDIATE" and traced[-1] == "COMMIT"
-            assert sum(t.startswith("INSERT INTO") for t in traced) == 200
-            assert len(traced) == 200 + 3  # BEGIN, the rows, last_insert_rowid(), COMMIT
+            # Multi-row statements of 128, 64 and 8 rows: the GIL changes hands per
+            # statement, not per row.
+            assert sum(t.startswith("INSERT INTO") for t in traced) == 3
+            assert len(traced) == 3 + 3  # BEGIN, the inserts, last_insert_rowid(), COMMIT
         else:
             assert inserts == [True]
 
     with_store(url, story)
+
+
+def test_a_batch_larger_than_one_statement_keeps_its_order_and_ids(url: str) -> None:
+    async def story(store: Store) -> None:
+        await store.append_logs(lines("f", "first", 1))
+        written = await store.append_logs(lines("f", "big", 1000) + lines("g", "other", 3))
+        stored = await store.query_logs("f", limit=2000)
+        assert [r.text for r in stored] == ["first line 0\n"] + [
+            f"big line {i}\n" for i in range(1000)
+        ]
+        assert [r.id for r in stored[1:]] == [r.id for r in written[:1000]]
+        ids = [r.id for r in written]
+        assert ids == sorted(ids) and len(set(ids)) == 1003 and ids[0] > stored[0].id
+        assert [r.text for r in await store.query_logs("g")] == [
+            f"other line {i}\n" for i in range(3)
+        ]
+
+    with_store(url, story)
+
+
+def usage(function: str, count: int) -> list[UsageRecord]:
+    return [
+        UsageRecord(
+            function=function, version="$LATEST", request_id=f"u{i}", started_at=1.7e9 + i,
+            duration_us=1500, billed_ms=2, memory_mb=128, max_memory_mb=20, cpu_us=90,
+            init_us=None, outcome="success",
+        )
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def test_usage_and_logs_handed_over_in_one_turn_share_one_transaction(tmp_path: Path) -> None:
+    traced: list[str] = []
+
+    async def story(store: Store) -> None:
+        await store.append_logs(lines("opening", "o", 1))
+        direct = store._tx._direct
+        assert direct is not None
+        direct.set_trace_callback(traced.append)
+        # The usage and log writers flush in the same turn of the loop (BatchWriter).
+        await asyncio.gather(
+            store.usage.append_usage(usage("f", 40)), store.append_logs(lines("f", "r", 30))
+        )
+        assert len(await store.query_logs("f")) == 30
+        totals = await store.usage.usage_totals(start=0, end=2e9, function="f")
+        assert [t.invocations for t in totals] == [40]
+        assert traced.count("BEGIN IMMEDIATE") == 1 and traced[-1] == "COMMIT"
+        assert sum(t.startswith('INSERT INTO "usage_records"') for t in traced) == 2  # 32 + 8
+        assert sum(t.startswith('INSERT INTO "invocation_logs"') for t in traced) == 4
+
+    with_store(f"sqlite:///{tmp_path / 'pyfaas.db'}", story)
+
+
+def test_a_write_that_fails_in_a_shared_transaction_is_rolled_back_alone(tmp_path: Path) -> None:
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO invocation_logs (function, request_id, timestamp, text, size)"
+            " VALUES ('f', 'doomed', 1, 'never stored', 12)"
+        )
+        raise sqlite3.IntegrityError("this batch is refused")
+
+    async def story(store: Store) -> None:
+        await store.append_logs(lines("opening", "o", 1))
+        failed, kept = await asyncio.gather(
+            store._tx.in_thread(half_then_fail),
+            store.append_logs(lines("f", "kept", 2)),
+            return_exceptions=True,
+        )
+        assert isinstance(failed, sqlite3.IntegrityError)
+        assert not isinstance(kept, BaseException)
+        assert [r.request_id for r in await store.query_logs("f")] == ["kept", "kept"]
+        # The writer goes on: the next batch is stored.
+        await store.append_logs(lines("f", "later", 1))
+        assert len(await store.query_logs("f")) == 3
+
+    with_store(f"sqlite:///{tmp_path / 'pyfaas.db'}", story)
 
 
 def test_deleting_a_function_deletes_its_logs_and_no_others(url: str) -> None:
@@ -463,3 +543,75 @@ def test_an_unreachable_postgres_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError) as info:
         asyncio.run(open_store("postgresql+psycopg://postgres@127.0.0.1:1/nothing"))
     assert "cannot open the store database" in info.value.message
+
+
+def test_two_batch_writers_with_one_interval_write_in_the_same_turn_of_the_loop() -> None:
+    # So that the usage and the log batches reach Transactions.in_thread together and share a
+    # transaction. Both are submitted in one period of the loop's clock (0.9 s apart from its
+    # end); the first write to run schedules a callback, which must not run before the second.
+    turns: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        both = asyncio.Event()
+
+        def writer(name: str) -> Callable[[list[int]], Awaitable[None]]:
+            async def write(batch: list[int]) -> None:
+                if not turns:
+                    loop.call_soon(turns.append, "next turn")
+                turns.append(f"{name} {batch}")
+                if len(turns) == 2:
+                    both.set()
+
+            return write
+
+        first = BatchWriter(writer("usage"), name="usage", interval_s=1.0)
+        second = BatchWriter(writer("logs"), name="logs", interval_s=1.0)
+        await first.start()
+        await second.start()
+        try:
+            await asyncio.sleep(1.0 - loop.time() % 1.0 + 0.01)  # just after a period begins
+            first.submit(1)
+            await asyncio.sleep(0.1)
+            second.submit(2)
+            second.submit(3)
+            await asyncio.wait_for(both.wait(), 30)
+            await asyncio.sleep(0)
+        finally:
+            await first.close()
+            await second.close()
+
+    asyncio.run(main())
+    assert sorted(turns[:2]) == ["logs [2, 3]", "usage [1]"]  # timers due together: any order
+    assert turns[2:] == ["next turn"]
+
+
+def test_a_batch_writer_writes_what_came_during_a_write_at_its_next_tick_not_at_once() -> None:
+    # Draining back to back made a busy server write tiny batches (a transaction and an fsync
+    # each) as fast as they were stored; what arrives during a write waits for the next tick.
+    written: list[list[int]] = []
+
+    async def main() -> None:
+        release, started = asyncio.Event(), asyncio.Event()
+
+        async def write(batch: list[int]) -> None:
+            written.append(batch)
+            started.set()
+            await release.wait()
+
+        writer = BatchWriter(write, name="slow", interval_s=3600, max_batch=2)
+        await writer.start()
+        try:
+            writer.submit(1)
+            writer.submit(2)  # max_batch: written without waiting for the tick
+            await asyncio.wait_for(started.wait(), 30)
+            writer.submit(3)  # during the write
+            release.set()
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert written == [[1, 2]] and len(writer) == 1
+        finally:
+            await writer.close()  # stopping writes what is pending
+        assert written == [[1, 2], [3]]
+
+    asyncio.run(main())

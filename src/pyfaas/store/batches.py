@@ -18,7 +18,8 @@ class BatchWriter(Generic[T]):
 
     ``submit`` never blocks and never awaits: the caller only appends to a list, so any work
     on an item (formatting, conversion) belongs in ``write``. A batch goes when
-    ``max_batch`` items wait or ``interval_s`` after the first one. A failed write is
+    ``max_batch`` items wait or at most ``interval_s`` after the first one (at the next
+    multiple of ``interval_s`` on the loop's clock, the same for every writer). A failed write is
     logged and its batch dropped (the invoke path must not fail for it); a crash of the
     server loses at most what had not been written yet: about ``interval_s`` worth.
     """
@@ -55,11 +56,14 @@ class BatchWriter(Generic[T]):
         """Write everything submitted so far; returns once it is written (or dropped)."""
         async with self._write_lock:
             while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await self._write(batch)
-                except Exception:
-                    log.exception("%s: could not write a batch of %d", self._name, len(batch))
+                await self._write_one_batch()
+
+    async def _write_one_batch(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            await self._write(batch)
+        except Exception:
+            log.exception("%s: could not write a batch of %d", self._name, len(batch))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
@@ -78,5 +82,14 @@ class BatchWriter(Generic[T]):
             await self._wakeup.wait()
             self._wakeup.clear()
             if len(self._pending) < self._max_batch:
-                await asyncio.sleep(self._interval_s)
-            await self.flush()
+                # Up to the next multiple of interval_s on the loop's clock, not interval_s
+                # from now: writers with the same interval (usage records, logs) then flush in
+                # the same turn of the loop, and share a transaction (Transactions.in_thread).
+                now = asyncio.get_running_loop().time()
+                await asyncio.sleep(self._interval_s - now % self._interval_s)
+            # One batch, not flush(): what arrives while it is written waits for the next
+            # tick. Draining back to back would make a busy server write a small batch (a
+            # transaction and an fsync) as soon as the last one is stored.
+            async with self._write_lock:
+                if self._pending:
+                    await self._write_one_batch()

@@ -20,6 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 # The positional marker of each DBAPI parameter style a pyfaas store uses.
 _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+# Rows per multi-row statement on SQLite: the largest chunk; a batch is sent as chunks of
+# this many rows and then of halving sizes (1, 2, 4, ...), so that a handful of statement
+# texts serve every batch size from the sqlite3 module's statement cache.
+MAX_ROWS_PER_STATEMENT = 256
 
 
 class BulkInsert:
@@ -33,6 +37,7 @@ class BulkInsert:
         self._table = table.name
         self._columns = tuple(columns)
         self._sql: dict[str, str] = {}
+        self._multi_row_sql: dict[int, str] = {}
 
     def statement(self, paramstyle: str) -> str:
         """The SQL text for a driver of ``paramstyle`` (qmark, format or pyformat)."""
@@ -53,6 +58,23 @@ class BulkInsert:
         if rows:
             await conn.exec_driver_sql(self.statement(conn.dialect.paramstyle), list(rows))
 
+    def multi_row_statement(self, count: int) -> str:
+        """``INSERT ... VALUES`` with ``count`` rows of qmark parameters (SQLite)."""
+        sql = self._multi_row_sql.get(count)
+        if sql is None:
+            row = f"({', '.join(['?'] * len(self._columns))})"
+            head = self.statement("qmark").rpartition(" VALUES ")[0]
+            sql = self._multi_row_sql[count] = f"{head} VALUES {', '.join([row] * count)}"
+        return sql
+
     def run_sqlite(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """The same on a plain sqlite3 connection (blocking: Transactions.in_thread)."""
-        conn.executemany(self.statement("qmark"), rows)
+        """The same on a plain sqlite3 connection (blocking: Transactions.in_thread), as a
+        few multi-row statements; rows are inserted in the order given."""
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(self._columns)
+        largest = max(1, min(MAX_ROWS_PER_STATEMENT, limit))
+        start, total = 0, len(rows)
+        while start < total:
+            count = min(largest, 1 << ((total - start).bit_length() - 1))
+            chunk = rows[start : start + count]
+            conn.execute(self.multi_row_statement(count), [v for row in chunk for v in row])
+            start += count

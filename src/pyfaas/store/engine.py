@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -129,7 +129,9 @@ class Transactions:
 
     On SQLite, batches written on every invocation (usage records, logs) go through
     :meth:`in_thread` instead: aiosqlite hops to its thread and back for each statement,
-    BEGIN and COMMIT (about a millisecond of CPU per transaction on a busy machine).
+    BEGIN and COMMIT (about a millisecond of CPU per transaction on a busy machine). Work
+    handed to :meth:`in_thread` in the same turn of the event loop (the usage and the log
+    writers flush together) shares one transaction and one thread hop: one fsync for both.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -140,6 +142,8 @@ class Transactions:
         self._direct: sqlite3.Connection | None = None
         # A write cancelled on the loop goes on in its thread: the next waits for it here.
         self._direct_lock = threading.Lock()
+        self._queued: list[_Job[Any]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -151,18 +155,44 @@ class Transactions:
             yield conn
 
     async def in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """SQLite only: run ``work`` in one write transaction on this process's own sqlite3
+        """SQLite only: run ``work`` in a write transaction on this process's own sqlite3
         connection, in a worker thread, queued with the other writers; return its result.
 
-        The whole batch costs the event loop one hop to a thread and back. ``work`` must
-        only execute statements (the transaction is begun and committed around it, rolled
-        back if it raises).
+        Work handed in during the same turn of the event loop shares one transaction (each
+        in a savepoint: one that raises is rolled back alone, and its caller gets the
+        exception). ``work`` must only execute statements (the transaction is begun and
+        committed around it). A caller that is cancelled does not stop its work: it is
+        written all the same.
         """
         assert self._lock is not None, "in_thread is for SQLite stores"
-        async with self._lock:
-            return await asyncio.to_thread(self._in_transaction, work)
+        job: _Job[T] = _Job(work, asyncio.get_running_loop().create_future())
+        self._queued.append(job)
+        if self._committer is None:
+            # Started, not run: work queued before it runs (this turn) joins the transaction.
+            self._committer = asyncio.create_task(self._commit_queued(), name="pyfaas-commit")
+        return await job.done
 
-    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _commit_queued(self) -> None:
+        assert self._lock is not None
+        try:
+            while self._queued:
+                jobs, self._queued = self._queued, []
+                try:
+                    async with self._lock:
+                        outcomes = await asyncio.to_thread(self._in_transaction, jobs)
+                except Exception as exc:  # BEGIN or COMMIT failed: every job with it
+                    outcomes = [exc] * len(jobs)
+                except BaseException:  # cancelled (the loop is closing): callers must not hang
+                    for job in jobs + self._queued:
+                        job.settle(RuntimeError("the store's write thread was stopped"))
+                    raise
+                for job, outcome in zip(jobs, outcomes, strict=True):
+                    job.settle(outcome)
+        finally:
+            self._committer = None
+
+    def _in_transaction(self, jobs: list[_Job[Any]]) -> list[Any]:
+        """Run ``jobs`` in one transaction; return each one's result or exception."""
         with self._direct_lock:
             conn = self._direct
             if conn is None:
@@ -171,12 +201,15 @@ class Transactions:
                 self._direct = conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = work(conn)
+                if len(jobs) == 1:
+                    outcomes = [jobs[0].work(conn)]
+                else:
+                    outcomes = [_in_savepoint(conn, job.work) for job in jobs]
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return result
+            return outcomes
 
     def close(self) -> None:
         """Close the connection of :meth:`in_thread` (blocking: waits for a write in progress)."""
@@ -184,3 +217,34 @@ class Transactions:
             if self._direct is not None:
                 self._direct.close()
                 self._direct = None
+
+
+class _Job(Generic[T]):
+    """Work for the write thread, and the future its caller waits on."""
+
+    __slots__ = ("done", "work")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], T], done: asyncio.Future[T]) -> None:
+        self.work = work
+        self.done = done
+
+    def settle(self, outcome: object) -> None:
+        """Hand the caller its result, or raise ``outcome`` in it if it is an exception."""
+        if self.done.done():  # the caller was cancelled
+            return
+        if isinstance(outcome, BaseException):
+            self.done.set_exception(outcome)
+        else:
+            self.done.set_result(outcome)  # type: ignore[arg-type]
+
+
+def _in_savepoint(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> object:
+    """``work``'s result, or the Exception it raised once its statements are rolled back."""
+    conn.execute("SAVEPOINT job")
+    try:
+        result: object = work(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO job")
+        result = exc
+    conn.execute("RELEASE job")
+    return result
