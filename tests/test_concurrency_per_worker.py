@@ -258,11 +258,13 @@ def test_a_timeout_fails_only_its_invocation_and_the_worker_is_replaced_after_th
     api: httpx.Client, code: dict[str, str]
 ) -> None:
     name = unique("timeout")
-    assert deploy(api, name, code, concurrency_per_worker=4, timeout_s=1).status_code == 201
+    assert deploy(api, name, code, concurrency_per_worker=4, timeout_s=2).status_code == 201
     warm = api.post(f"/v1/functions/{name}/invoke", json={}).json()["pid"]
 
     def late(event: dict[str, Any]) -> httpx.Response:
-        time.sleep(0.2)  # starts after the slow one, ends after its deadline
+        # Starts 1 s after the slow one and ends 0.5 s after its deadline: a second of slack
+        # on a busy machine on either side (its own 2 s timeout, reaching the same worker).
+        time.sleep(1.0)
         return api.post(f"/v1/functions/{name}/invoke", json=event)
 
     with ThreadPoolExecutor(3) as pool:
@@ -272,7 +274,7 @@ def test_a_timeout_fails_only_its_invocation_and_the_worker_is_replaced_after_th
             json={"sleep": 5, "tag": "slow"},
             headers={"X-Pyfaas-Log-Type": "Tail"},
         )
-        siblings = [pool.submit(late, {"sleep": 0.9, "tag": f"s{i}"}) for i in range(2)]
+        siblings = [pool.submit(late, {"sleep": 1.5, "tag": f"s{i}"}) for i in range(2)]
         timed_out = slow.result()
         # While the siblings still run, a new call goes to a new worker.
         fresh = api.post(f"/v1/functions/{name}/invoke", json={})
@@ -280,7 +282,7 @@ def test_a_timeout_fails_only_its_invocation_and_the_worker_is_replaced_after_th
     assert timed_out.status_code == 200
     assert timed_out.headers["x-pyfaas-function-error"] == "Unhandled"
     assert timed_out.json()["errorType"] == "Sandbox.Timedout"
-    assert "Task timed out after 1.00 seconds" in timed_out.json()["errorMessage"]
+    assert "Task timed out after 2.00 seconds" in timed_out.json()["errorMessage"]
     assert "before slow" in tail(timed_out), "what it logged before the deadline is kept"
     for response in finished:
         assert "x-pyfaas-function-error" not in response.headers, response.text
