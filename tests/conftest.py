@@ -267,3 +267,29 @@ def tidy_client(server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
         for function in client.get("/v1/functions").json()["functions"]:
             client.delete(f"/v1/functions/{function['name']}")
+
+
+# The files that take longest (minutes of waiting for slots, leases, kills and Ray), in about
+# that order. pytest-xdist hands out whole files in collection order (--no-loadscope-reorder):
+# starting with these keeps one worker from running a long file alone at the end while the
+# other has finished.
+LONG_FILES_FIRST = (
+    "test_async_durability.py",
+    "test_ray_executor.py",
+    "test_schedules.py",
+    "test_event_sources.py",
+    "test_sdk.py",
+    "test_rollouts.py",
+    "test_versions.py",
+    "test_logs.py",
+    "test_openapi_fuzz.py",
+    "test_function_urls.py",
+    "test_scaling.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the long files first (see LONG_FILES_FIRST); the rest keep their order."""
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -65,7 +65,8 @@ def crash_and_recover(home: Path, env: dict[str, str], events: int, tmp_path: Pa
         accepted = enqueue(first.url, "counted", events)
         assert len(set(accepted)) == events
         with first.client() as api:  # released: delivered IN_FLIGHT at a time
-            assert api.patch("/v1/functions/counted", json={"reserved_concurrency": None}).is_success
+            released = api.patch("/v1/functions/counted", json={"reserved_concurrency": None})
+            assert released.is_success, released.text
         wait_for(lambda: len(seen(out)) >= events // 10, 60, "deliveries under way")
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
