@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ from pyfaas.model import (
     LogRecord,
     UsageRecord,
 )
+from pyfaas.model.events import SUCCEEDED
 from pyfaas.store import Store, open_store
 from pyfaas.store.batches import BatchWriter
 from pyfaas.store.engine import MIGRATIONS
+from pyfaas.store.events import NewEvent, Settlement
 from pyfaas.store.tables import metadata
 
 
@@ -526,6 +529,48 @@ def test_sqlite_runs_in_wal_mode_and_creates_its_directory(tmp_path: Path) -> No
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert pragmas == {"synchronous": 2, "foreign_keys": 1, "busy_timeout": 5000}  # FULL
+
+
+def test_an_accepted_event_is_fsynced_and_its_lease_and_outcome_are_not(tmp_path: Path) -> None:
+    """Enqueue commits with synchronous=FULL; claiming, renewing and settling with NORMAL
+    (WAL: a crash of the server loses none of them; a power cut may make an event run again,
+    never lose it)."""
+    checkouts: list[object] = []
+
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous")
+        checkouts.append(cursor.fetchone()[0])
+        cursor.close()
+
+    async def story(store: Store) -> None:
+        ids = [str(uuid.uuid4()) for _ in range(2)]
+        steps: dict[str, Callable[[], Awaitable[object]]] = {
+            "enqueue": lambda: store.events.enqueue(
+                [NewEvent(i, "f", b"{}", None, time.time()) for i in ids]
+            ),
+            "claim": lambda: store.events.claim(
+                now=time.time(), limit=2, lease_s=30, owner="me", function="f"
+            ),
+            "renew": lambda: store.events.renew(ids, owner="me", until=time.time() + 30),
+            "settle": lambda: store.events.settle(
+                [Settlement(i, "me", SUCCEEDED, time.time()) for i in ids]
+            ),
+        }
+        for step, run in steps.items():
+            checkouts.append(step)
+            await run()
+
+    sa.event.listen(sa.pool.Pool, "checkout", on_checkout)
+    try:
+        with_store(f"sqlite:///{tmp_path / 'pyfaas.db'}", story)
+    finally:
+        sa.event.remove(sa.pool.Pool, "checkout", on_checkout)
+    first = {
+        step: checkouts[checkouts.index(step) + 1]
+        for step in ("enqueue", "claim", "renew", "settle")
+    }
+    assert first == {"enqueue": 2, "claim": 1, "renew": 1, "settle": 1}  # FULL, NORMAL
 
 
 @pytest.mark.parametrize(

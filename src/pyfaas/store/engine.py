@@ -51,16 +51,23 @@ def database_urls(url: str) -> tuple[URL, URL]:
     raise ConfigurationError(f"unsupported store URL scheme {parsed.drivername!r}; {_SUPPORTED}")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "FULL") -> None:
     # WAL lets readers run beside the one writer. FULL fsyncs the WAL at every commit: an
     # accepted async event survives a power cut, not only a crash (callers batch writes, so
     # the fsyncs are few). busy_timeout turns lock contention into waiting, not errors.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _sqlite_pragmas_unsynced(dbapi_connection: Any, record: Any) -> None:
+    # NORMAL in WAL mode: a commit is written to the WAL but not fsynced (the next FULL commit
+    # or checkpoint syncs it). A crash of the process loses nothing; a power cut may lose the
+    # last such commits, never a FULL one or what it depends on.
+    _sqlite_pragmas(dbapi_connection, record, synchronous="NORMAL")
 
 
 def _sqlite_begin_immediate(connection: sa.Connection) -> None:
@@ -138,6 +145,12 @@ class Transactions:
         self._engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self._lock = asyncio.Lock() if self.sqlite else None
+        # SQLite: connections whose commits are not fsynced, for writes that may be lost to
+        # a power cut without losing what they describe (begin(synced=False)).
+        self._unsynced: AsyncEngine | None = None
+        if self.sqlite:
+            self._unsynced = create_async_engine(engine.url)
+            sa.event.listen(self._unsynced.sync_engine, "connect", _sqlite_pragmas_unsynced)
         self._path = engine.url.database or ""
         self._direct: sqlite3.Connection | None = None
         # A write cancelled on the loop goes on in its thread: the next waits for it here.
@@ -146,13 +159,29 @@ class Transactions:
         self._committer: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self, *, synced: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed when the block ends (rolled back if it raises).
+
+        ``synced=False``: the commit does not wait for the disk (SQLite: a connection with
+        synchronous=NORMAL; PostgreSQL: synchronous_commit off for this transaction). For
+        writes whose loss to a power cut or a database crash (not to a crash of the pyfaas
+        server) only makes work happen again: an async event's lease and outcome, never its
+        acceptance.
+        """
         if self._lock is None:
             async with self._engine.begin() as conn:
+                if not synced:
+                    await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 yield conn
             return
-        async with self._lock, self._engine.begin() as conn:
+        engine = self._engine if synced or self._unsynced is None else self._unsynced
+        async with self._lock, engine.begin() as conn:
             yield conn
+
+    async def dispose(self) -> None:
+        """Close the pooled connections of begin(synced=False)."""
+        if self._unsynced is not None:
+            await self._unsynced.dispose()
 
     async def in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """SQLite only: run ``work`` in a write transaction on this process's own sqlite3

@@ -183,7 +183,7 @@ class EventStore:
             waiting = waiting.where(_e.enqueued_at < enqueued_before)
         waiting = waiting.order_by(_e.next_attempt_at)
         rows: list[sa.Row[Any]] = []
-        async with self._tx.begin() as conn:
+        async with self._tx.begin(synced=False) as conn:
             for due in (expired, waiting):
                 if len(rows) >= limit:
                     break
@@ -225,7 +225,7 @@ class EventStore:
         """Extend the leases ``owner`` holds on ``request_ids`` (deliveries still running)."""
         if not request_ids:
             return
-        async with self._tx.begin() as conn:
+        async with self._tx.begin(synced=False) as conn:
             await conn.execute(
                 async_events.update()
                 .where(
@@ -243,7 +243,7 @@ class EventStore:
         per owner."""
         plain: dict[str, list[Settlement]] = {}
         kept: set[str] = set()
-        async with self._tx.begin() as conn:
+        async with self._tx.begin(synced=False) as conn:
             for item in settlements:
                 if item.plain_success:
                     plain.setdefault(item.owner, []).append(item)

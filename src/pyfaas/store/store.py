@@ -78,6 +78,7 @@ class Store:
         """Close every pooled connection. The store is unusable afterwards."""
         await self.changes.close()
         await asyncio.to_thread(self._tx.close)
+        await self._tx.dispose()
         await self._engine.dispose()
 
     async def create_function(self, record: FunctionRecord) -> None:
