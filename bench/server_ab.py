@@ -2,7 +2,7 @@
 this one, in interleaved rounds.
 
     .venv/bin/python bench/server_ab.py --base ../main/.venv/bin [--rounds 4]
-        [--requests 3000] [--seconds 3] [--batch-items 16]
+        [--requests 3000] [--seconds 3] [--batch-items 16] [--workloads c=1,c=32,map]
 
 Both servers run with PYFAAS_METERING=false and PYFAAS_INVOCATION_LOGS=false (the invoke path
 alone) and one no-op function. Each round measures, base then new then new then base ...:
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--batch-items", type=int, default=16)
+    parser.add_argument("--workloads", default="c=1,c=32,map", help="which, comma-separated")
     args = parser.parse_args()
     installs = {"base": args.base.resolve(), "new": BIN}
     servers: dict[str, PyfaasServer] = {}
@@ -88,6 +89,8 @@ def main() -> None:
                 for label in order if number % 2 == 0 else order[::-1]:
                     server = servers[label]
                     for kind, run in workloads(args, server.port).items():
+                        if kind not in args.workloads.split(","):
+                            continue
                         events = args.batch_items if kind == "map" else 1
                         r = measure(server, run, events)
                         results.setdefault((kind, label), []).append(r)
