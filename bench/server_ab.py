@@ -15,14 +15,21 @@ each with the server process's CPU per invocation (user+system of its threads, n
 workers', from /proc/PID/stat, over the invocations the server counted), which other load on
 a shared machine moves much less than it moves rates. Medians per install; others' CPU is the
 share of the machine that processes outside this benchmark used meanwhile.
+
+``--callgrind N``: instead, each server runs under valgrind's callgrind, counting the
+instructions it executes (user space, all its threads; not the kernel's work) over N invokes
+at c=32 and over N map-shaped events: a measure no other load on the machine moves. Slow
+(valgrind runs the server ~50x slower); needs valgrind and callgrind_control.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +73,59 @@ def workloads(args: argparse.Namespace, port: int) -> dict[str, Callable[[], loa
     }
 
 
+def instructions(bin_dir: Path, label: str, args: argparse.Namespace) -> dict[str, float]:
+    """Instructions per invocation of a server of ``bin_dir`` under callgrind, counted only
+    while the measured requests run (warm-up excluded)."""
+    work = Path(tempfile.mkdtemp(prefix=f"pyfaas-cg-{label}-"))
+    wrapper = work / "bin" / "pyfaas"
+    wrapper.parent.mkdir()
+    python = bin_dir / "python"
+    wrapper.write_text(
+        "#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
+        f'--callgrind-out-file={work}/cg.%p.out {python} {bin_dir / "pyfaas"} "$@" '
+        f"2>>{work}/valgrind.log\n"
+    )
+    wrapper.chmod(0o755)
+    counts: dict[str, float] = {}
+    with PyfaasServer(work / "home", OFF, ready_timeout=600, bin_dir=wrapper.parent) as server:
+        server.deploy("noop", NOOP_HANDLER)
+        invoke = loadgen.build_request(HOST, server.port, "/v1/functions/noop/invoke", b"{}", {})
+        batch = loadgen.build_request(
+            HOST,
+            server.port,
+            "/v1/functions/noop/invoke-batch",
+            b"{}\n" * args.batch_items,
+            {},
+        )
+        for kind, request, events in (("c=32", invoke, 1), ("map", batch, args.batch_items)):
+            requests = max(1, args.callgrind // events)
+            loadgen.send(HOST, server.port, request, max(1, 300 // events), 32)  # warm-up
+            calls0 = server.stats("noop")["invocations"]
+            control = ["callgrind_control", "-i"]
+            subprocess.run([*control, "on", str(server.pid)], check=True, capture_output=True)
+            loadgen.send(HOST, server.port, request, requests, 32)
+            subprocess.run([*control, "off", str(server.pid)], check=True, capture_output=True)
+            calls = server.stats("noop")["invocations"] - calls0
+            dumps = set(work.glob("cg.*.out.*"))
+            subprocess.run(
+                ["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True
+            )
+            deadline = time.monotonic() + 60
+            while not (new := set(work.glob("cg.*.out.*")) - dumps):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"callgrind wrote no dump in {work}")
+                time.sleep(0.5)
+            time.sleep(1)  # let it finish writing
+            (dump,) = new
+            total = next(
+                int(line.split()[1])
+                for line in dump.read_text().splitlines()
+                if line.startswith("totals:")
+            )
+            counts[kind] = total / calls
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", type=Path, required=True, help="the base install's bin dir")
@@ -74,8 +134,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--batch-items", type=int, default=16)
     parser.add_argument("--workloads", default="c=1,c=32,map", help="which, comma-separated")
+    parser.add_argument("--callgrind", type=int, default=0, metavar="N")
     args = parser.parse_args()
     installs = {"base": args.base.resolve(), "new": BIN}
+    if args.callgrind:
+        counted = {label: instructions(b, label, args) for label, b in installs.items()}
+        print("| workload | base instructions/call | new | new / base |")
+        print("|---|---|---|---|")
+        for kind in ("c=32", "map"):
+            base, new = counted["base"][kind], counted["new"][kind]
+            print(f"| {kind} | {base:,.0f} | {new:,.0f} | {new / base:.2f} |")
+        return
     servers: dict[str, PyfaasServer] = {}
     results: dict[tuple[str, str], list[Round]] = {}
     try:
