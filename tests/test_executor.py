@@ -592,7 +592,7 @@ def test_validate_names_what_is_wrong_with_the_handler(
         return caught.value, ex.stats("story")
 
     error, stats = story(tmp_path, body)
-    assert error.code == error_code
+    assert error.code == error_code, error.message
     assert message in error.message
     assert (stats.workers_idle, stats.workers_busy) == (0, 0), "the worker is discarded"
     assert list((tmp_path / "scratch").iterdir()) == [], "its scratch directory too"
