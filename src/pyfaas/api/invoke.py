@@ -80,11 +80,14 @@ class InvokeEndpoint:
         declared = None
         for key, value in scope["headers"]:
             if key == b"content-length":
-                declared = declared or value.decode("latin-1")
+                if declared is None:
+                    declared = value.decode("latin-1")
             elif key in _INVOKE_HEADERS and key not in found:
                 found[key] = value
-        kind = (found.get(b"x-invocation-type") or found.get(b"x-amz-invocation-type")
-                or b"RequestResponse").decode("latin-1")  # fmt: skip
+        kind = (
+            found.get(b"x-invocation-type")
+            or found.get(b"x-amz-invocation-type", b"RequestResponse")
+        ).decode("latin-1")
         if kind == "Event":
             response = await _submit(Request(scope, receive), svc, name)
             await response(scope, receive, send)
