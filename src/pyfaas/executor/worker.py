@@ -29,6 +29,8 @@ _INIT_TIMEOUT_S = 10.0
 # How long a worker serving several invocations has to answer for one that timed out (with
 # what it logged) before the executor gives up on its logs.
 _CANCEL_GRACE_S = 0.5
+# How long a forked worker's frames may trail the report of its exit (see SocketChannel).
+_EXIT_GRACE_S = 0.5
 # A deadline this close when the timer fires counts as reached (uvloop's timers tick in ms).
 _TIMER_SLACK_S = 0.001
 
@@ -179,6 +181,18 @@ class SocketChannel(_Channel, asyncio.Protocol):
         self._fail()
         if self._orphan:
             self.set_exited(None)
+
+    def set_exited(self, returncode: int | None) -> None:
+        """The forker saw the worker exit. Its last frames (an init_error, a result) may still
+        be in the socket, reported on another channel than its exit: the end of the socket,
+        which comes after them, fails what is still waiting; if something the worker started
+        keeps the socket open, that happens after _EXIT_GRACE_S."""
+        if not self.exited.done():
+            self.exited.set_result(returncode)
+        if self._closed:
+            self._fail()
+        else:
+            asyncio.get_running_loop().call_later(_EXIT_GRACE_S, self._fail)
 
     def orphan(self) -> None:
         """Nobody will report this worker's exit any more."""
