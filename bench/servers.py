@@ -112,9 +112,15 @@ class PyfaasServer:
     """
 
     def __init__(
-        self, home: Path, env: dict[str, str] | None = None, ready_timeout: float = 60
+        self,
+        home: Path,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 60,
+        bin_dir: Path | None = None,
     ) -> None:
         self.home = home
+        # Another install's bin (bench/server_ab.py: a base to compare with); else this one.
+        self._bin = bin_dir or BIN
         self._ready_timeout = ready_timeout  # a server starting its own Ray takes longer
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
@@ -130,7 +136,7 @@ class PyfaasServer:
         self.home.mkdir(parents=True, exist_ok=True)
         with (self.home / "server.log").open("ab") as log:
             self._proc = subprocess.Popen(
-                [str(BIN / "pyfaas"), "serve", "--host", HOST, "--port", str(self.port)],
+                [str(self._bin / "pyfaas"), "serve", "--host", HOST, "--port", str(self.port)],
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -188,6 +188,24 @@ def test_payloads_that_are_not_json_or_too_large_are_refused(small_limits: Serve
         assert api.post("/v1/functions/echo/invoke", json={"x": 1}).json() == {"x": 1}
 
 
+def test_an_invocation_type_other_than_requestresponse_or_event_is_refused(
+    small_limits: ServerProcess,
+) -> None:
+    # X-Amz-Invocation-Type is read when X-Invocation-Type is absent, even when it is empty.
+    with small_limits.client() as api:
+        deploy(api, "kinds", {"handler.py": OK_HANDLER}).raise_for_status()
+        url = "/v1/functions/kinds/invoke"
+        for headers in (
+            {"X-Invocation-Type": "DryRun"},
+            {"X-Amz-Invocation-Type": "Sometimes"},
+            {"X-Amz-Invocation-Type": ""},
+        ):
+            refused = api.post(url, json={"x": 1}, headers=headers)
+            assert_error(refused, 400, "invalid_invocation_type")
+        ok = api.post(url, json={"x": 1}, headers={"X-Amz-Invocation-Type": "RequestResponse"})
+        assert ok.json() == {"x": 1}
+
+
 def test_unknown_function(api: httpx.Client) -> None:
     for response in (
         api.post("/v1/functions/nobody-here/invoke", json={}),

@@ -463,6 +463,33 @@ def test_timeout_kills_worker_and_next_call_gets_a_fresh_one(tmp_path: Path) -> 
     assert (stats.timeouts, stats.crashes, stats.workers_busy) == (1, 0, 0)
 
 
+def test_each_call_on_a_warm_worker_gets_its_whole_timeout(tmp_path: Path) -> None:
+    # One timer per worker outlives the calls that armed it: a call that starts half a
+    # timeout after another must still get its full second, then time out.
+    code = (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    time.sleep(event['sleep'])\n"
+        "    return context.get_remaining_time_in_millis()\n"
+    )
+    fv = function(tmp_path, code, timeout_s=1)
+
+    async def body(ex: LocalExecutor) -> tuple[Any, ...]:
+        first = await ex.invoke(fv, call({"sleep": 0}))
+        await asyncio.sleep(0.5)
+        second = await ex.invoke(fv, call({"sleep": 0.8}))  # past the first call's deadline
+        started = time.monotonic()
+        hung = await ex.invoke(fv, call({"sleep": 5}))
+        return first, second, time.monotonic() - started, hung, ex.stats("story")
+
+    first, second, waited, hung, stats = story(tmp_path, body)
+    assert first.function_error is None and second.function_error is None
+    assert 0 < body_of(second) <= 200, "the handler saw its own deadline"
+    assert waited >= 1.0, "timed out no earlier than its own deadline"
+    assert body_of(hung)["errorType"] == "Sandbox.Timedout"
+    assert (stats.invocations, stats.timeouts) == (3, 1)
+
+
 @pytest.mark.parametrize(
     ("crash", "reason"),
     [
@@ -565,7 +592,7 @@ def test_validate_names_what_is_wrong_with_the_handler(
         return caught.value, ex.stats("story")
 
     error, stats = story(tmp_path, body)
-    assert error.code == error_code
+    assert error.code == error_code, error.message
     assert message in error.message
     assert (stats.workers_idle, stats.workers_busy) == (0, 0), "the worker is discarded"
     assert list((tmp_path / "scratch").iterdir()) == [], "its scratch directory too"

@@ -47,7 +47,11 @@ def test_deploy_then_invoke_returns_the_handlers_json(api: httpx.Client) -> None
     assert response.json() == {"message": "Hello, Ada!"}
     assert "x-pyfaas-function-error" not in response.headers
     assert response.headers["x-pyfaas-executed-version"] == "$LATEST"
-    uuid.UUID(response.headers["x-pyfaas-request-id"])
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.content))
+    request_id = response.headers["x-pyfaas-request-id"]
+    parsed = uuid.UUID(request_id)
+    assert (str(parsed), parsed.version, parsed.variant) == (request_id, 4, uuid.RFC_4122)
 
 
 def test_empty_payload_is_an_empty_event(api: httpx.Client) -> None:

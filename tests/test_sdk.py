@@ -678,6 +678,24 @@ def test_a_batch_runs_each_event_as_its_own_invocation_as_single_invokes_would(
     assert [parallel[i]["body"]["event"] for i in range(12)] == [{"n": i} for i in range(12)]
 
 
+def test_a_batch_streams_each_answer_line_without_waiting_for_later_events(
+    api: httpx.Client,
+) -> None:
+    # Lines of fast events are written together, but never held for a slow one: the first
+    # line arrives while the second event still sleeps.
+    name = unique("batchstream")
+    code = "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n    return 1\n"
+    assert deploy(api, name, {"h.py": code}, handler="h.handler").status_code in (200, 201)
+    body = b'{"s": 0}\n{"s": 0}\n{"s": 2.5}'
+    arrived: dict[int, float] = {}
+    with api.stream("POST", f"/v1/functions/{name}/invoke-batch", content=body) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            arrived[json.loads(line)["index"]] = time.monotonic()
+    assert list(arrived) == [0, 1, 2], "one after the other (concurrency 1)"
+    assert arrived[2] - arrived[1] >= 2.0, "line 1 came before the slow event ended"
+
+
 def test_a_batch_honours_the_qualifier_and_throttles_each_event_on_its_own(
     api: httpx.Client,
 ) -> None:

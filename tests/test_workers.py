@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 from pathlib import Path
 
 from pyfaas.executor import LocalExecutor
+from pyfaas.executor.worker import SocketChannel
 from pyfaas.model import FunctionVersion, InvocationRequest, Limits
+from pyfaas.runtime.wire import encode
 
 PID_HANDLER = "import os\ndef handler(event, context):\n    return os.getpid()\n"
 
@@ -143,3 +146,24 @@ def test_a_cancelled_invocation_kills_its_worker_instead_of_leaking_it(tmp_path:
         return pid
 
     assert not alive(asyncio.run(story()))
+
+
+def test_a_forked_workers_last_frame_wins_over_the_report_of_its_exit() -> None:
+    # A forked worker that cannot load its handler writes init_error and exits; its exit is
+    # reported by the forker on another socket and may be seen first (it was, under load:
+    # "the worker exited while importing the handler (exit status 0)" instead of the error).
+    async def main() -> tuple[object, bool]:
+        ours, theirs = socket.socketpair()
+        channel = SocketChannel()
+        waiter = channel.waiter = asyncio.get_running_loop().create_future()
+        await asyncio.get_running_loop().create_unix_connection(lambda: channel, sock=ours)
+        theirs.sendall(encode({"t": "init_error", "code": "handler_not_found", "message": "m"}))
+        theirs.close()
+        channel.set_exited(0)  # before the loop has read the frame
+        hello = await asyncio.wait_for(waiter, 5)
+        await asyncio.sleep(0)
+        return hello, channel.lost
+
+    hello, lost = asyncio.run(main())
+    assert hello == {"t": "init_error", "code": "handler_not_found", "message": "m"}
+    assert lost

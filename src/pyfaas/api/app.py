@@ -33,7 +33,7 @@ from pyfaas.api.functions import (
     patch_function,
     put_function,
 )
-from pyfaas.api.invoke import invoke_batch, invoke_function
+from pyfaas.api.invoke import InvokeEndpoint, invoke_batch
 from pyfaas.api.isolation import isolation_report
 from pyfaas.api.lambda_api import INVOKE_ROUTE as LAMBDA_INVOKE_ROUTE
 from pyfaas.api.lambda_api import ROUTES as LAMBDA_ROUTES
@@ -103,7 +103,7 @@ async def openapi(request: Request) -> Response:
 
 ROUTES = [
     # Starlette matches routes in order: the hot path goes first.
-    Route("/v1/functions/{name}/invoke", invoke_function, methods=["POST"]),
+    Route("/v1/functions/{name}/invoke", InvokeEndpoint(), methods=["POST"]),
     Route("/v1/functions/{name}/invoke-batch", invoke_batch, methods=["POST"]),
     LAMBDA_INVOKE_ROUTE,
     Route("/v1/health", health, methods=["GET"]),

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from pyfaas.api.body import read_body
+from pyfaas.api.body import read_body, receive_body
 from pyfaas.api.responses import JSONResponse
-from pyfaas.api.services import ApiServices, services
+from pyfaas.api.services import ApiServices, scope_services, services
 from pyfaas.control.batches import BatchOutcome, BatchRun, split_batch
 from pyfaas.model import InvalidRequest, TooManyRequests
 from pyfaas.telemetry import format_invocation_log
@@ -21,73 +23,105 @@ from pyfaas.telemetry import format_invocation_log
 LOG_TAIL_BYTES = 4096
 
 
-async def invoke_function(request: Request) -> Response:
-    """Run the function with the JSON body as its event and return its result; or, with
-    X-Invocation-Type Event, queue it durably and answer 202 at once.
-    ---
-    summary: Invoke a function (synchronously, or asynchronously with X-Invocation-Type Event)
-    parameters:
-      - $ref: "#/components/parameters/QualifiedFunction"
-      - $ref: "#/components/parameters/Qualifier"
-      - name: X-Invocation-Type
-        in: header
-        description: "RequestResponse (default) or Event (async: 202 once the event is
-          durable). X-Amz-Invocation-Type is read too."
-        schema: {type: string, enum: [RequestResponse, Event]}
-      - name: X-Idempotency-Key
-        in: header
-        description: "Event only: a repeated key for the same function is accepted once
-          (202 with the first request id and X-Pyfaas-Duplicate true)"
-        schema: {type: string}
-      - name: X-Pyfaas-Log-Type
-        in: header
-        description: "Tail: return the last 4 KB of the invocation's log, base64, in
-          X-Pyfaas-Log-Result"
-        schema: {type: string, enum: [None, Tail]}
-    requestBody:
-      content:
-        application/json: {schema: {description: "the event; empty means {}"}}
-    responses:
-      200:
-        description: "the handler's JSON result; when X-Pyfaas-Function-Error is set, Lambda's
-          error object (errorMessage, errorType, stackTrace)"
-      202: {description: "Event: accepted and durable; {request_id}"}
-      400: {description: invalid_payload}
-      404: {description: "function_not_found, version_not_found, alias_not_found"}
-      413: {description: payload_too_large}
-    """
-    svc = services(request)
-    name = request.path_params["name"]
-    if request.scope["query_string"]:
-        name = qualified_name(name, request.query_params.get("qualifier"))
-    kind = request.headers.get("x-invocation-type") or request.headers.get(
-        "x-amz-invocation-type", "RequestResponse"
-    )
-    if kind == "Event":
-        return await _submit(request, svc, name)
-    if kind != "RequestResponse":
-        raise InvalidRequest(
-            f"X-Invocation-Type {kind!r} is not supported; use RequestResponse or Event",
-            code="invalid_invocation_type",
+_INVOKE_HEADERS = frozenset(
+    (b"x-invocation-type", b"x-amz-invocation-type", b"traceparent", b"x-pyfaas-log-type")
+)
+
+
+class InvokeEndpoint:
+    """``POST /v1/functions/{name}/invoke`` as a plain ASGI app: the hot path of the native
+    API builds no Request and no Response, and its headers are read in one pass. Errors it
+    raises reach the app's exception handlers like any route's."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.post(scope, receive, send)
+
+    async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the function with the JSON body as its event and return its result; or, with
+        X-Invocation-Type Event, queue it durably and answer 202 at once.
+        ---
+        summary: Invoke a function (synchronously, or asynchronously with X-Invocation-Type Event)
+        parameters:
+          - $ref: "#/components/parameters/QualifiedFunction"
+          - $ref: "#/components/parameters/Qualifier"
+          - name: X-Invocation-Type
+            in: header
+            description: "RequestResponse (default) or Event (async: 202 once the event is
+              durable). X-Amz-Invocation-Type is read too."
+            schema: {type: string, enum: [RequestResponse, Event]}
+          - name: X-Idempotency-Key
+            in: header
+            description: "Event only: a repeated key for the same function is accepted once
+              (202 with the first request id and X-Pyfaas-Duplicate true)"
+            schema: {type: string}
+          - name: X-Pyfaas-Log-Type
+            in: header
+            description: "Tail: return the last 4 KB of the invocation's log, base64, in
+              X-Pyfaas-Log-Result"
+            schema: {type: string, enum: [None, Tail]}
+        requestBody:
+          content:
+            application/json: {schema: {description: "the event; empty means {}"}}
+        responses:
+          200:
+            description: "the handler's JSON result; when X-Pyfaas-Function-Error is set,
+              Lambda's error object (errorMessage, errorType, stackTrace)"
+          202: {description: "Event: accepted and durable; {request_id}"}
+          400: {description: invalid_payload}
+          404: {description: "function_not_found, version_not_found, alias_not_found"}
+          413: {description: payload_too_large}
+        """
+        svc = scope_services(scope)
+        name: str = scope["path_params"]["name"]
+        if scope["query_string"]:
+            name = qualified_name(name, QueryParams(scope["query_string"]).get("qualifier"))
+        # The first of each header counts (as Starlette's Headers.get); one pass.
+        found: dict[bytes, bytes] = {}
+        declared = None
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                if declared is None:
+                    declared = value.decode("latin-1")
+            elif key in _INVOKE_HEADERS and key not in found:
+                found[key] = value
+        kind = (
+            found.get(b"x-invocation-type")
+            or found.get(b"x-amz-invocation-type", b"RequestResponse")
+        ).decode("latin-1")
+        if kind == "Event":
+            response = await _submit(Request(scope, receive), svc, name)
+            await response(scope, receive, send)
+            return
+        if kind != "RequestResponse":
+            raise InvalidRequest(
+                f"X-Invocation-Type {kind!r} is not supported; use RequestResponse or Event",
+                code="invalid_invocation_type",
+            )
+        payload = await receive_body(receive, declared, svc.limits.sync_payload_bytes)
+        traceparent = found.get(b"traceparent")
+        result = await svc.invocations.invoke(
+            name,
+            payload,
+            traceparent=None if traceparent is None else traceparent.decode("latin-1"),
         )
-    payload = await read_body(request, svc.limits.sync_payload_bytes)
-    result = await svc.invocations.invoke(
-        name, payload, traceparent=request.headers.get("traceparent")
-    )
-    headers = {
-        "x-pyfaas-request-id": result.request_id,
-        "x-pyfaas-executed-version": result.version,
-        "x-pyfaas-duration-ms": f"{result.duration_ms:.3f}",
-    }
-    if result.function_error:
-        headers["x-pyfaas-function-error"] = result.function_error
-    if result.init_duration_ms is not None:
-        headers["x-pyfaas-init-duration-ms"] = f"{result.init_duration_ms:.3f}"
-    if request.headers.get("x-pyfaas-log-type", "").lower() == "tail":
-        fv = await svc.invocations.resolve(name)
-        tail = format_invocation_log(fv, result).encode()[-LOG_TAIL_BYTES:]
-        headers["x-pyfaas-log-result"] = base64.b64encode(tail).decode()
-    return Response(result.body, media_type="application/json", headers=headers)
+        headers = [
+            (b"x-pyfaas-request-id", result.request_id.encode("latin-1")),
+            (b"x-pyfaas-executed-version", result.version.encode("latin-1")),
+            (b"x-pyfaas-duration-ms", b"%.3f" % result.duration_ms),
+        ]
+        if result.function_error:
+            headers.append((b"x-pyfaas-function-error", result.function_error.encode("latin-1")))
+        if result.init_duration_ms is not None:
+            headers.append((b"x-pyfaas-init-duration-ms", b"%.3f" % result.init_duration_ms))
+        if found.get(b"x-pyfaas-log-type", b"").lower() == b"tail":
+            fv = await svc.invocations.resolve(name)
+            tail = format_invocation_log(fv, result).encode()[-LOG_TAIL_BYTES:]
+            headers.append((b"x-pyfaas-log-result", base64.b64encode(tail)))
+        body = result.body
+        headers.append((b"content-length", b"%d" % len(body)))
+        headers.append((b"content-type", b"application/json"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def qualified_name(name: str, qualifier: str | None) -> str:

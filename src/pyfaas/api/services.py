@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from pyfaas.control import (
     EventService,
@@ -50,7 +51,13 @@ class ApiServices:
 
 
 def services(request: Request) -> ApiServices:
-    found: ApiServices | None = getattr(request.app.state, "services", None)
+    """The server's services; raises ServiceUnavailable while it starts or stops."""
+    return scope_services(request.scope)
+
+
+def scope_services(scope: Scope) -> ApiServices:
+    """:func:`services` for an ASGI endpoint, which has a scope and no Request."""
+    found: ApiServices | None = getattr(scope["app"].state, "services", None)
     if found is None:
         raise ServiceUnavailable("the server is starting or stopping; retry in a moment")
     return found

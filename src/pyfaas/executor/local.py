@@ -169,16 +169,24 @@ class LocalExecutor:
         stopped when those still on it have ended, each by its own deadline. A crash fails
         exactly the invocations in flight on that worker.
         """
-        counters = self._counters.setdefault(fv.name, _Counters())
+        counters = self._counters.get(fv.name)
+        if counters is None:
+            counters = self._counters[fv.name] = _Counters()
         counters.invocations += 1
+        init_ms: float | None = None
         if fv.concurrency_per_worker > 1:
             acquire, release = self._acquire_shared, self._release_shared
+            warm = None
         else:
             acquire, release = self._acquire, self._release
-        try:
-            worker, init_ms = await acquire(fv, counters)
-        except HandlerInitFailed as exc:
-            return results.init_failed(fv, request, exc.code, exc.message, exc.logs)
+            warm = self._idle_worker(fv)  # the hot path: no coroutine when one is idle
+        if warm is not None:
+            worker = warm
+        else:
+            try:
+                worker, init_ms = await acquire(fv, counters)
+            except HandlerInitFailed as exc:
+                return results.init_failed(fv, request, exc.code, exc.message, exc.logs)
         kind = None if init_ms is None else worker.start_kind
         sent = time.perf_counter()  # a crash is billed until the worker was seen dead
         try:
@@ -351,14 +359,10 @@ class LocalExecutor:
         (a machine-wide cap, per-function concurrency) belongs: wait or raise TooManyRequests
         here, before a process is started.
         """
-        self._check_open()
+        worker = self._idle_worker(fv)
+        if worker is not None:
+            return worker, None
         pool = self._pool(fv)
-        while pool.idle:
-            worker = pool.idle.pop()
-            if worker.alive:
-                pool.busy.add(worker)
-                return worker, None
-            self._discard(worker)  # killed while idle (OOM killer, operator): reap, go on
         pool.starting += 1
         try:
             worker = await self._start_worker(fv)
@@ -368,6 +372,19 @@ class LocalExecutor:
         # The pool may have been retired meanwhile; _release then stops the worker.
         pool.busy.add(worker)
         return worker, worker.init_ms
+
+    def _idle_worker(self, fv: FunctionVersion) -> PooledWorker | None:
+        """An idle worker of ``fv``, marked busy, or None. Raises ServiceUnavailable when
+        closed."""
+        self._check_open()
+        pool = self._pool(fv)
+        while pool.idle:
+            worker = pool.idle.pop()
+            if worker.alive:
+                pool.busy.add(worker)
+                return worker
+            self._discard(worker)  # killed while idle (OOM killer, operator): reap, go on
+        return None
 
     def _release(self, worker: PooledWorker, reusable: bool) -> None:
         """Back to idle after an invocation, or stopped if it must not serve again (or is

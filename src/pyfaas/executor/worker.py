@@ -29,6 +29,10 @@ _INIT_TIMEOUT_S = 10.0
 # How long a worker serving several invocations has to answer for one that timed out (with
 # what it logged) before the executor gives up on its logs.
 _CANCEL_GRACE_S = 0.5
+# How long a forked worker's frames may trail the report of its exit (see SocketChannel).
+_EXIT_GRACE_S = 0.5
+# A deadline this close when the timer fires counts as reached (uvloop's timers tick in ms).
+_TIMER_SLACK_S = 0.001
 
 
 class WorkerDied(Exception):
@@ -178,6 +182,18 @@ class SocketChannel(_Channel, asyncio.Protocol):
         if self._orphan:
             self.set_exited(None)
 
+    def set_exited(self, returncode: int | None) -> None:
+        """The forker saw the worker exit. Its last frames (an init_error, a result) may still
+        be in the socket, reported on another channel than its exit: the end of the socket,
+        which comes after them, fails what is still waiting; if something the worker started
+        keeps the socket open, that happens after _EXIT_GRACE_S."""
+        if not self.exited.done():
+            self.exited.set_result(returncode)
+        if self._closed:
+            self._fail()
+        else:
+            asyncio.get_running_loop().call_later(_EXIT_GRACE_S, self._fail)
+
     def orphan(self) -> None:
         """Nobody will report this worker's exit any more."""
         self._orphan = True
@@ -238,6 +254,11 @@ class WorkerProcess:
         self.draining = False
         self._shared = fv.concurrency_per_worker > 1
         self._sent = 0
+        # Invocations in flight by n: (loop time of their deadline, their waiter), and the one
+        # timer that expires them (see _watch).
+        self._deadlines: dict[int, tuple[float, asyncio.Future[dict[str, Any]]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._asked_at = time.perf_counter() if asked_at is None else asked_at
         self._channel = channel
         self._scratch = scratch  # None: it lives in its sandbox's /tmp
@@ -389,7 +410,8 @@ class WorkerProcess:
         if channel.lost:  # died while idle: the exit was seen with nobody waiting
             raise WorkerDied(await self._returncode())
         n = self._sent = self._sent + 1
-        waiter = channel.pending[n] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = channel.pending[n] = loop.create_future()
         self.invocations += 1
         channel.write(
             encode(
@@ -405,8 +427,7 @@ class WorkerProcess:
                 }
             )
         )
-        # A plain timer, not asyncio.wait_for: this is the invoke hot path.
-        timer = asyncio.get_running_loop().call_later(timeout_s, _expire, waiter)
+        self._watch(n, waiter, loop.time() + timeout_s)
         try:
             reply: dict[str, Any] = await waiter
         except TimeoutError:
@@ -422,9 +443,38 @@ class WorkerProcess:
         except WorkerDied:
             raise WorkerDied(await self._returncode()) from None
         finally:
-            timer.cancel()
+            del self._deadlines[n]
         self.last_used = time.monotonic()
         return reply
+
+    def _watch(self, n: int, waiter: asyncio.Future[dict[str, Any]], deadline: float) -> None:
+        """Fail ``waiter`` with TimeoutError at ``deadline`` (loop time) unless it is done.
+
+        A timer per invocation (call_later, then cancel) costs the hot path ~3 us. Instead
+        one timer per worker stays armed across invocations: when it fires, it expires those
+        past their deadline and is armed again for the nearest one still in flight (none:
+        it stops). A busy worker's timer fires about once per timeout, not once per call."""
+        self._deadlines[n] = (deadline, waiter)
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._expire_due)
+
+    def _expire_due(self) -> None:
+        self._timer = None
+        if self._stopped is not None:
+            return
+        now = asyncio.get_running_loop().time()
+        nearest = None
+        for deadline, waiter in self._deadlines.values():
+            if deadline <= now + _TIMER_SLACK_S:
+                _expire(waiter)  # its invoke() drops it from _deadlines
+            elif nearest is None or deadline < nearest:
+                nearest = deadline
+        if nearest is not None:
+            self._timer_at = nearest
+            self._timer = asyncio.get_running_loop().call_at(nearest, self._expire_due)
 
     async def _returncode(self) -> int | None:
         """The exit status, once known (the channel may close a moment before)."""
@@ -487,6 +537,9 @@ class WorkerProcess:
         it, remove its scratch directory. Idempotent: every caller awaits the same stop."""
         if self._stopped is None:
             self._stopped = asyncio.ensure_future(self._stop(grace_s))
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         return asyncio.shield(self._stopped)
 
     async def _stop(self, grace_s: float) -> None:

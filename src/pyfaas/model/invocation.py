@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass, field
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble, the variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
 def new_request_id() -> str:
-    """A random UUID4 string. Request ids must be unique, not secret: no syscall needed."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    """A random UUID4 string. Request ids must be unique, not secret: no syscall needed.
+
+    Formatted directly: uuid.UUID's checks and properties cost the invoke path ~3 us."""
+    h = "%032x" % (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,8 @@ class Scaler:
     async def invoke(self, fv: FunctionVersion, request: InvocationRequest) -> InvocationResult:
         """Run one invocation once admitted. Raises TooManyRequests when throttled."""
         admission = self.admission
-        await admission.enter(fv)
+        if not admission.try_enter(fv.name):  # no free slot: wait in line (a coroutine)
+            await admission.enter(fv)
         try:
             return await self.executor.invoke(fv, request)
         finally:

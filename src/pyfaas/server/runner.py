@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import tempfile
@@ -400,13 +401,29 @@ def run(config: ServerConfig) -> None:
     ).run()
 
 
+# The cyclic collector's first generation runs after this many more container objects were
+# made than freed. CPython's 700 is passed by the objects of ~30 requests in flight alone, so
+# at c=32 it ran every few dozen calls, each time walking all of those live objects.
+GC_YOUNG_THRESHOLD = 10_000
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server that, asked to exit, also ends the streams following logs: they have
-    no end of their own and would hold the graceful shutdown for its whole timeout."""
+    no end of their own and would hold the graceful shutdown for its whole timeout.
+
+    Once started, it moves every object made so far (imported modules, the services: ~160k
+    objects) out of the cyclic collector's reach (gc.freeze): they live as long as the
+    process, and each full collection that walked them took ~150 ms of the event loop."""
 
     def __init__(self, app: Starlette, **options: Any) -> None:
         super().__init__(uvicorn.Config(app, **options))
         self._app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
