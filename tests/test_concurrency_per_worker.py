@@ -334,7 +334,7 @@ def test_reserved_concurrency_counts_invocations_not_workers(
     name = unique("reserved")
     assert (
         deploy(
-            api, name, SYNC_SLEEPER, concurrency_per_worker=4, reserved_concurrency=3
+            api, name, SYNC_SLEEPER, concurrency_per_worker=4, reserved_concurrency=3, timeout_s=10
         ).status_code
         == 201
     )
@@ -346,7 +346,8 @@ def test_reserved_concurrency_counts_invocations_not_workers(
                 run_cli("show", name, server=srv),
             )
         )
-        responses = invoke_many(api, name, [{"sleep": 2.5}] * 6)  # long enough for the CLI
+        # Long enough for the CLI to start and ask on a busy machine (2.5 s was not, at times).
+        responses = invoke_many(api, name, [{"sleep": 6}] * 6)
         _, during, shown = watcher.result()
     ok = [r for r in responses if r.status_code == 200]
     throttled = [r for r in responses if r.status_code == 429]
