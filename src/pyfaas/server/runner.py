@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import tempfile
@@ -407,6 +408,17 @@ class _Uvicorn(uvicorn.Server):
     def __init__(self, app: Starlette, **options: Any) -> None:
         super().__init__(uvicorn.Config(app, **options))
         self._app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What start-up made (modules, the app, the services: ~160,000 objects) lives as
+        # long as the process. Left to the cyclic garbage collector, every full collection
+        # walks all of it (~0.1 s each, several a minute under load); the batches of usage
+        # records and logs, which live one write interval and so reach the old generation,
+        # made those collections more frequent. Frozen, a full collection walks only what
+        # was made since.
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
