@@ -7,7 +7,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-
 # UUID version 7 (RFC 9562): 48 bits of Unix time in ms, the version, 12 random bits, the
 # variant, 62 random bits.
 _UUID7_FIXED_BITS = (0x7 << 76) | (0b10 << 62)

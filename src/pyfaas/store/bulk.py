@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,5 +77,5 @@ class BulkInsert:
         while start < total:
             count = min(largest, 1 << ((total - start).bit_length() - 1))
             chunk = rows[start : start + count]
-            conn.execute(self.multi_row_statement(count), [v for row in chunk for v in row])
+            conn.execute(self.multi_row_statement(count), list(chain.from_iterable(chunk)))
             start += count
