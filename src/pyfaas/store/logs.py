@@ -48,8 +48,7 @@ def _insert_sqlite(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) ->
     # SQLite would send one INSERT per row to keep RETURNING in order. It has one writer,
     # and a rowid table gives each new row max(rowid) + 1: the batch's ids are the
     # consecutive ones ending at the last inserted rowid.
-    _INSERT.run_sqlite(conn, rows)
-    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    last = _INSERT.run_sqlite(conn, rows)
     return range(last - len(rows) + 1, last + 1)
 
 
