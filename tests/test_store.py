@@ -431,6 +431,36 @@ def test_a_batch_larger_than_one_statement_keeps_its_order_and_ids(url: str) -> 
     with_store(url, story)
 
 
+def test_batches_of_every_size_store_exactly_their_rows_even_a_function_named_0(
+    url: str,
+) -> None:
+    # On SQLite a batch's statement is padded with rows of zeros up to a power of two, which
+    # are left out by their first value: a function named "0" (text) must not be.
+    async def story(store: Store) -> None:
+        for count in (1, 2, 3, 5, 127, 129, 257):
+            written = await store.append_logs(lines("0", f"n{count}", count))
+            stored = await store.query_logs("0", request_id=f"n{count}", limit=1000)
+            assert [r.text for r in stored] == [r.text for r in written]
+            assert [r.id for r in stored] == [r.id for r in written]
+        assert len(await store.query_logs("0", limit=10_000)) == 1 + 2 + 3 + 5 + 127 + 129 + 257
+
+    with_store(url, story)
+
+
+def test_usage_records_keep_their_missing_values_as_null(url: str) -> None:
+    async def story(store: Store) -> None:
+        warm = usage("f", 3)
+        cold = [
+            r._replace(request_id=f"c{i}", init_us=2500, cpu_us=None) for i, r in enumerate(warm)
+        ]
+        await store.usage.append_usage(warm + cold[:2])
+        [totals] = await store.usage.usage_totals(start=0, end=2e9, function="f")
+        assert (totals.invocations, totals.cold_starts, totals.init_us) == (5, 2, 5000)
+        assert totals.cpu_us == 3 * 90
+
+    with_store(url, story)
+
+
 def usage(function: str, count: int) -> list[UsageRecord]:
     return [
         UsageRecord(
