@@ -75,8 +75,7 @@ class BulkInsert:
             row = f"({', '.join(['?'] * len(self._columns))})"
             head = self.statement("qmark").rpartition(" VALUES ")[0]
             sql = self._multi_row_sql[count] = (
-                f"{head} SELECT * FROM (VALUES {', '.join([row] * count)})"
-                " WHERE column1 IS NOT 0"
+                f"{head} SELECT * FROM (VALUES {', '.join([row] * count)}) WHERE column1 IS NOT 0"
             )
         return sql
 
