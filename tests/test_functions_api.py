@@ -51,7 +51,7 @@ def test_deploy_then_invoke_returns_the_handlers_json(api: httpx.Client) -> None
     assert response.headers["content-length"] == str(len(response.content))
     request_id = response.headers["x-pyfaas-request-id"]
     parsed = uuid.UUID(request_id)
-    assert (str(parsed), parsed.version, parsed.variant) == (request_id, 4, uuid.RFC_4122)
+    assert (str(parsed), parsed.version, parsed.variant) == (request_id, 7, uuid.RFC_4122)
 
 
 def test_empty_payload_is_an_empty_event(api: httpx.Client) -> None:

@@ -11,6 +11,7 @@ import sqlite3
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -165,6 +166,23 @@ def test_request_id_selects_one_invocation_from_the_api_and_the_cli(
     assert shown.returncode == 0, shown.stderr
     assert "first call" in shown.stdout and "second call" not in shown.stdout
     assert shown.stdout.startswith(f"START RequestId: {first}")
+
+
+def test_request_ids_are_uuids_ordered_by_time_so_their_index_grows_at_its_end(
+    api: httpx.Client,
+) -> None:
+    name = echo_function(api, "uuid7")
+    before_ms = int(time.time() * 1000)
+    ids = []
+    for i in range(3):
+        ids.append(invoke(api, name, lines=[f"call {i}"]))
+        time.sleep(0.002)  # ids of calls in one millisecond need not be ordered
+    parsed = [uuid.UUID(rid) for rid in ids]
+    assert [str(u) for u in parsed] == ids  # canonical UUID strings
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert before_ms <= parsed[0].int >> 80 <= int(time.time() * 1000)  # their time, in ms
+    assert [r["request_id"] for r in records(api, name)] == ids
 
 
 def test_since_and_until_select_a_time_range(server: ServerProcess, api: httpx.Client) -> None:

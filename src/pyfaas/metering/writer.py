@@ -37,19 +37,21 @@ def outcome_of(result: InvocationResult) -> str:
 def usage_record(fv: FunctionVersion, result: InvocationResult, started: float) -> UsageRecord:
     """The usage of one invocation of ``fv`` that was asked for at epoch ``started``."""
     init = result.init_duration_ms
-    return UsageRecord(
-        function=fv.name,
-        version=result.version,
-        request_id=result.request_id,
-        started_at=started,
-        duration_us=round(result.duration_ms * 1000),
-        billed_ms=billed_ms(result.duration_ms),
-        memory_mb=fv.memory_mb,
-        max_memory_mb=result.max_memory_used_mb,
-        cpu_us=None if result.cpu_ms is None else round(result.cpu_ms * 1000),
-        init_us=None if init is None else round(init * 1000),
-        outcome=outcome_of(result),
-        price_plan=fv.price_plan,
+    cpu = result.cpu_ms
+    duration = result.duration_ms
+    return UsageRecord(  # positional: one is made per invocation
+        fv.name,
+        result.version,
+        result.request_id,
+        started,
+        round(duration * 1000),
+        billed_ms(duration),
+        fv.memory_mb,
+        result.max_memory_used_mb,
+        None if cpu is None else round(cpu * 1000),
+        None if init is None else round(init * 1000),
+        outcome_of(result),
+        fv.price_plan,
     )
 
 

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble, the variant bits
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+# UUID version 7 (RFC 9562): 48 bits of Unix time in ms, the version, 12 random bits, the
+# variant, 62 random bits.
+_UUID7_FIXED_BITS = (0x7 << 76) | (0b10 << 62)
+_UUID7_RANDOM_A = ((1 << 12) - 1) << 64
+_UUID7_RANDOM_B = (1 << 62) - 1
 
 
 def new_request_id() -> str:
-    """A random UUID4 string. Request ids must be unique, not secret: no syscall needed.
+    """A UUID string, version 7: the time in ms, then 74 random bits (unique, not secret: no
+    syscall needed). Ids made later sort after earlier ones (from the next ms on), so the
+    indexes on request ids (logs, async events) grow at their end, like those on time,
+    instead of changing a random page of the index for every invocation.
 
     Formatted directly: uuid.UUID's checks and properties cost the invoke path ~3 us."""
-    h = "%032x" % (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+    rand = random.getrandbits(74)  # bits 62-73 go to rand_a, 0-61 to rand_b
+    bits = (
+        (time.time_ns() // 1_000_000) << 80
+        | _UUID7_FIXED_BITS
+        | (rand << 2) & _UUID7_RANDOM_A
+        | rand & _UUID7_RANDOM_B
+    )
+    h = "%032x" % bits
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from pyfaas.model.errors import ConfigurationError
 
@@ -21,8 +22,7 @@ _PLAN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CURRENCY = re.compile(r"^[A-Za-z]{1,16}$")
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
+class UsageRecord(NamedTuple):
     """One invocation as metered. Times are microseconds except ``billed_ms``.
 
     ``started_at`` is the epoch second the call was asked for; ``duration_us`` the handler's
@@ -30,6 +30,10 @@ class UsageRecord:
     millisecond (1 ms at least). ``cpu_us`` is the worker's user+system CPU time during the
     call (None when the worker died before saying), ``init_us`` the cold start's wait (None
     when warm). ``price_plan`` is the plan the function named when it ran.
+
+    A named tuple, not a dataclass: one is made for every invocation, and a tuple of plain
+    values is quick to make, goes to the database driver as it is, and is left alone by
+    the cyclic garbage collector.
     """
 
     function: str

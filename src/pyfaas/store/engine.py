@@ -187,11 +187,12 @@ class Transactions:
         """SQLite only: run ``work`` in a write transaction on this process's own sqlite3
         connection, in a worker thread, queued with the other writers; return its result.
 
-        Work handed in during the same turn of the event loop shares one transaction (each
-        in a savepoint: one that raises is rolled back alone, and its caller gets the
-        exception). ``work`` must only execute statements (the transaction is begun and
-        committed around it). A caller that is cancelled does not stop its work: it is
-        written all the same.
+        Work handed in during the same turn of the event loop shares one transaction; if
+        one raises, the others are written all the same (in transactions of their own) and
+        its caller gets the exception. ``work`` must only execute statements (the
+        transaction is begun and committed around it) and may run twice (the second time
+        after its first was rolled back). A caller that is cancelled does not stop its work:
+        it is written all the same.
         """
         assert self._lock is not None, "in_thread is for SQLite stores"
         job: _Job[T] = _Job(work, asyncio.get_running_loop().create_future())
@@ -221,23 +222,29 @@ class Transactions:
             self._committer = None
 
     def _in_transaction(self, jobs: list[_Job[Any]]) -> list[Any]:
-        """Run ``jobs`` in one transaction; return each one's result or exception."""
+        """Run ``jobs`` in one transaction; return each one's result or exception.
+
+        No savepoint per job (each statement is a hand-over of the GIL between this thread
+        and the event loop): if a job raises, the transaction is rolled back and each job
+        runs again in a transaction of its own, so that only the failing one fails.
+        """
         with self._direct_lock:
             conn = self._direct
             if conn is None:
                 conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
                 _sqlite_pragmas(conn, None)
                 self._direct = conn
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                return _committed(conn, [job.work for job in jobs])
+            except Exception:
                 if len(jobs) == 1:
-                    outcomes = [jobs[0].work(conn)]
-                else:
-                    outcomes = [_in_savepoint(conn, job.work) for job in jobs]
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                    raise
+            outcomes: list[Any] = []
+            for job in jobs:
+                try:
+                    outcomes.append(_committed(conn, [job.work])[0])
+                except Exception as exc:
+                    outcomes.append(exc)
             return outcomes
 
     def close(self) -> None:
@@ -267,13 +274,16 @@ class _Job(Generic[T]):
             self.done.set_result(outcome)  # type: ignore[arg-type]
 
 
-def _in_savepoint(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> object:
-    """``work``'s result, or the Exception it raised once its statements are rolled back."""
-    conn.execute("SAVEPOINT job")
+def _committed(
+    conn: sqlite3.Connection, works: list[Callable[[sqlite3.Connection], Any]]
+) -> list[Any]:
+    """Run ``works`` in one write transaction and commit it; return their results. If one
+    raises, the transaction is rolled back and the exception propagates."""
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        result: object = work(conn)
-    except Exception as exc:
-        conn.execute("ROLLBACK TO job")
-        result = exc
-    conn.execute("RELEASE job")
-    return result
+        results = [work(conn) for work in works]
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return results

@@ -15,6 +15,8 @@ from pyfaas.store.engine import Transactions
 from pyfaas.store.tables import invocation_logs
 
 _l = invocation_logs.c
+# A record to store: (function, request_id, timestamp, text); the store adds its size.
+LogRow = tuple[str, str, float, str]
 _COLUMNS = ("function", "request_id", "timestamp", "text", "size")
 _INSERT = BulkInsert(invocation_logs, _COLUMNS)
 # PostgreSQL: RETURNING on a many-row insert; SQLAlchemy sends multi-row VALUES and hands the
@@ -42,12 +44,11 @@ def _trim_statement() -> sa.Delete:
 _TRIM = _trim_statement()
 
 
-def _insert_sqlite(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> range:
+def _insert_sqlite(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> range:
     # SQLite would send one INSERT per row to keep RETURNING in order. It has one writer,
     # and a rowid table gives each new row max(rowid) + 1: the batch's ids are the
     # consecutive ones ending at the last inserted rowid.
-    _INSERT.run_sqlite(conn, rows)
-    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    last = _INSERT.run_sqlite(conn, rows)
     return range(last - len(rows) + 1, last + 1)
 
 
@@ -78,22 +79,26 @@ class LogStore:
         Ids are assigned in the order given, so they increase within and across batches of
         one server.
         """
-        if not records:
-            return []
-        rows = [
-            (r.function, r.request_id, r.timestamp, r.text, _utf8_size(r.text)) for r in records
-        ]
-        ids: Sequence[int]
-        if self._sqlite:
-            ids = await self._tx.in_thread(lambda conn: _insert_sqlite(conn, rows))
-        else:
-            named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
-            async with self._tx.begin() as conn:
-                ids = (await conn.execute(_INSERT_RETURNING, named)).scalars().all()
+        ids = await self.append_rows(
+            [(r.function, r.request_id, r.timestamp, r.text) for r in records]
+        )
         return [
             LogRecord(r.function, r.request_id, r.timestamp, r.text, id_)
             for r, id_ in zip(records, ids, strict=True)
         ]
+
+    async def append_rows(self, rows: Sequence[LogRow]) -> Sequence[int]:
+        """:meth:`append` for records as plain tuples (the log writer's batches: no record
+        objects made for them); returns their ids, in the order given."""
+        if not rows:
+            return []
+        sized = [(*row, _utf8_size(row[3])) for row in rows]
+        if self._sqlite:
+            return await self._tx.in_thread(lambda conn: _insert_sqlite(conn, sized))
+        named = [dict(zip(_COLUMNS, row, strict=True)) for row in sized]
+        async with self._tx.begin() as conn:
+            ids: Sequence[int] = (await conn.execute(_INSERT_RETURNING, named)).scalars().all()
+        return ids
 
     async def search(self, query: LogQuery) -> list[LogRecord]:
         """The records ``query`` selects, in ascending id order."""

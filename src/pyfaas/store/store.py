@@ -22,7 +22,7 @@ from pyfaas.store.access import SecretStore, TokenStore
 from pyfaas.store.activity import ActivityStore
 from pyfaas.store.engine import Transactions, open_engine
 from pyfaas.store.events import EventStore
-from pyfaas.store.logs import LogStore
+from pyfaas.store.logs import LogRow, LogStore
 from pyfaas.store.rollouts import RolloutStore
 from pyfaas.store.schedules import ScheduleStore
 from pyfaas.store.shared import ChangeFeed, CodeBlobStore
@@ -153,6 +153,11 @@ class Store:
         Ids are assigned in the order given, so they increase within and across batches.
         """
         return await self.logs.append(records)
+
+    async def append_log_rows(self, rows: Sequence[LogRow]) -> Sequence[int]:
+        """Store a batch of (function, request_id, timestamp, text) tuples in one statement;
+        return their ids, in the order given (increasing, like :meth:`append_logs`)."""
+        return await self.logs.append_rows(rows)
 
     async def query_logs(
         self,

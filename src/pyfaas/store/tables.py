@@ -177,7 +177,6 @@ usage_records = sa.Table(
     sa.Column("price_plan", sa.String(64), nullable=False),
     sa.Index("ix_usage_records_started_at", "started_at"),
     sa.Index("ix_usage_records_function_started_at", "function", "started_at"),
-    sa.Index("ix_usage_records_request_id", "request_id"),
 )
 
 # Event source mappings: a broker stream or queue feeding a function (sources room).

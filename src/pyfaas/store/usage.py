@@ -16,13 +16,8 @@ from pyfaas.store.engine import Transactions
 from pyfaas.store.tables import usage_records
 
 _u = usage_records.c
-_INSERT = BulkInsert(
-    usage_records,
-    (
-        "function", "version", "request_id", "started_at", "hour", "duration_us", "billed_ms",
-        "memory_mb", "max_memory_mb", "cpu_us", "init_us", "outcome", "price_plan",
-    ),
-)  # fmt: skip
+# A UsageRecord's fields in order, then the hour: a row is the record plus one value.
+_INSERT = BulkInsert(usage_records, (*UsageRecord._fields, "hour"))
 BUCKETS = ("hour", "day")
 
 
@@ -65,14 +60,7 @@ class UsageStore:
         """Store a batch of records in one transaction (one executemany)."""
         if not records:
             return
-        rows = [
-            (
-                r.function, r.version, r.request_id, r.started_at, int(r.started_at // 3600),
-                r.duration_us, r.billed_ms, r.memory_mb, r.max_memory_mb, r.cpu_us, r.init_us,
-                r.outcome, r.price_plan,
-            )
-            for r in records
-        ]  # fmt: skip
+        rows = [(*r, int(r.started_at // 3600)) for r in records]
         if self._tx.sqlite:
             await self._tx.in_thread(lambda conn: _INSERT.run_sqlite(conn, rows))
             return

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from pyfaas.model import LogRecord
+from pyfaas.store.logs import LogRow
 
 
 class Subscription:
@@ -114,6 +115,18 @@ class LogFeed:
         for record in records:
             for sub in self._subscribers.get(record.function, ()):
                 sub.push(record)
+
+    def publish_rows(self, rows: Sequence[LogRow], ids: Sequence[int]) -> None:
+        """:meth:`publish` for stored (function, request_id, timestamp, text) rows and their
+        ids: records are made only for the functions someone follows."""
+        subscribers = self._subscribers
+        if not subscribers:
+            return
+        self.publish(
+            LogRecord(function, request_id, timestamp, text, id_)
+            for (function, request_id, timestamp, text), id_ in zip(rows, ids, strict=True)
+            if function in subscribers
+        )
 
     def followers(self) -> int:
         return sum(len(subs) for subs in self._subscribers.values())

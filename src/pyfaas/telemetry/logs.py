@@ -8,6 +8,7 @@ from typing import Protocol
 
 from pyfaas.model import FunctionVersion, InvocationResult, LogRecord, LogStats
 from pyfaas.store.batches import BatchWriter
+from pyfaas.store.logs import LogRow
 from pyfaas.telemetry.feed import LogFeed
 from pyfaas.telemetry.lines import dropped_marker, truncated_bytes
 from pyfaas.telemetry.report import format_invocation_log
@@ -20,23 +21,19 @@ def _size(item: LogRecord | _Invocation) -> int:
     return len(item.text) if isinstance(item, LogRecord) else len(item[1].logs)
 
 
-def _as_record(item: LogRecord | _Invocation) -> LogRecord:
+def _as_row(item: LogRecord | _Invocation) -> LogRow:
     if isinstance(item, LogRecord):
-        return item
+        return (item.function, item.request_id, item.timestamp, item.text)
     fv, result, started = item
-    return LogRecord(
-        function=fv.name,
-        request_id=result.request_id,
-        timestamp=started,
-        text=format_invocation_log(fv, result),
-    )
+    return (fv.name, result.request_id, started, format_invocation_log(fv, result))
 
 
 class LogSink(Protocol):
     """Where batched log records go (the store implements it)."""
 
-    async def append_logs(self, records: Sequence[LogRecord]) -> Sequence[LogRecord]:
-        """Store ``records``; return them with their ids, in the same order."""
+    async def append_log_rows(self, rows: Sequence[LogRow]) -> Sequence[int]:
+        """Store (function, request_id, timestamp, text) rows; return their ids, in the
+        same order."""
         ...
 
 
@@ -113,7 +110,9 @@ class LogWriter:
     async def _write(self, items: list[LogRecord | _Invocation]) -> None:
         # A failed write is logged by the BatchWriter: losing logs must not fail invocations.
         self._pending_bytes -= sum(_size(item) for item in items)
-        self.feed.publish(await self._sink.append_logs([_as_record(item) for item in items]))
+        rows = [_as_row(item) for item in items]
+        ids = await self._sink.append_log_rows(rows)
+        self.feed.publish_rows(rows, ids)
 
     async def flush(self) -> None:
         """Write everything submitted so far; returns when it is stored."""

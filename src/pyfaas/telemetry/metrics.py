@@ -3,18 +3,21 @@ and gauges of what runs and waits right now, read when scraped."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from pyfaas.model import UsageRecord
 from pyfaas.model.usage import SUCCESS
@@ -83,6 +86,42 @@ class _Gauges(Collector):
         yield from (concurrency, workers, throttles, depth, age, dead)
 
 
+class _BucketCounts(Collector):
+    """One histogram per function, counted a batch at a time: a bisect and an addition per
+    observation (prometheus_client's Histogram takes a lock and walks the buckets for
+    each). Exposed as Histogram would be: ``_bucket`` (cumulative, ``le``), ``_count``,
+    ``_sum``."""
+
+    def __init__(self, name: str, documentation: str, bounds: Sequence[float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = tuple(bounds)
+        self._les = [floatToGoString(b) for b in (*self._bounds, math.inf)]  # type: ignore[no-untyped-call]
+        self._counts: dict[str, list[int]] = {}  # per bucket, not cumulative; last: +Inf
+        self._sums: dict[str, float] = {}
+
+    def observe(self, function: str, values: Iterable[float]) -> None:
+        counts = self._counts.get(function)
+        if counts is None:
+            counts = self._counts[function] = [0] * len(self._les)
+            self._sums[function] = 0.0
+        bounds, total = self._bounds, self._sums[function]
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1  # the first bucket with value <= le
+            total += value
+        self._sums[function] = total
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=["function"])
+        for function, counts in self._counts.items():
+            family.add_metric(
+                [function],
+                list(zip(self._les, accumulate(counts), strict=True)),
+                self._sums[function],
+            )
+        yield family
+
+
 class InvocationMetrics:
     """The server's Prometheus registry (its own, not the process-global one).
 
@@ -104,18 +143,20 @@ class InvocationMetrics:
             "pyfaas_errors", "Invocations that did not succeed (error, timeout, crash)",
             ["function"], registry=r,
         )  # fmt: skip
-        self._duration = Histogram(
-            "pyfaas_invocation_duration_seconds", "Handler run time",
-            ["function"], buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
+        self._duration = _BucketCounts(
+            "pyfaas_invocation_duration_seconds", "Handler run time", DURATION_BUCKETS
+        )
+        r.register(self._duration)
         self._cold_starts = Counter(
             "pyfaas_cold_starts", "Invocations that waited for a new worker", ["function"],
             registry=r,
         )  # fmt: skip
-        self._init = Histogram(
-            "pyfaas_init_duration_seconds", "Cold start wait (a worker made and initialized)",
-            ["function"], buckets=INIT_BUCKETS, registry=r,
-        )  # fmt: skip
+        self._init = _BucketCounts(
+            "pyfaas_init_duration_seconds",
+            "Cold start wait (a worker made and initialized)",
+            INIT_BUCKETS,
+        )
+        r.register(self._init)
         self._billed = Counter(
             "pyfaas_billed_duration_seconds", "Billed duration (whole ms, rounded up)",
             ["function"], registry=r,
@@ -136,17 +177,16 @@ class InvocationMetrics:
         for fn, recs in by_function.items():
             outcomes: dict[str, int] = {}
             billed_ms = cpu_us = 0
-            durations = self._duration.labels(fn)
-            inits = self._init.labels(fn)
-            cold = 0
+            inits = []
             for rec in recs:
                 outcomes[rec.outcome] = outcomes.get(rec.outcome, 0) + 1
                 billed_ms += rec.billed_ms
                 cpu_us += rec.cpu_us or 0
-                durations.observe(rec.duration_us / 1e6)
                 if rec.init_us is not None:
-                    cold += 1
-                    inits.observe(rec.init_us / 1e6)
+                    inits.append(rec.init_us / 1e6)
+            self._duration.observe(fn, [rec.duration_us / 1e6 for rec in recs])
+            self._init.observe(fn, inits)
+            cold = len(inits)
             for outcome, count in outcomes.items():
                 self._invocations.labels(fn, outcome).inc(count)
             if failed := len(recs) - outcomes.get(SUCCESS, 0):
