@@ -27,7 +27,7 @@ def new_request_id() -> str:
         | (rand << 2) & _UUID7_RANDOM_A
         | rand & _UUID7_RANDOM_B
     )
-    h = "%032x" % bits
+    h = f"{bits:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
