@@ -6,6 +6,11 @@ The server packs a tree (a tar: modes and mtimes kept, so a layer's compiled byt
 valid) and puts it into the object store once per content key (:class:`TreeShipper`); an
 actor unpacks it under ``$TMPDIR/pyfaas-ray-code/<key>`` unless a previous actor on the
 same node did (:func:`unpacked_tree`), and its worker starts from there.
+
+An actor holds a shared lock on ``.<key>.use`` for as long as its process lives (the kernel
+lets go of it when the process ends, however it ends). Whenever an actor unpacks a new tree,
+the trees that no process holds and none has used for :data:`CACHE_KEEP_S` are removed
+(:func:`sweep_node_cache`): the cache holds what the node runs, not every version it ever ran.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,17 +108,66 @@ def node_cache_root() -> Path:
     return Path(tempfile.gettempdir()) / "pyfaas-ray-code"
 
 
-async def unpacked_tree(tree: ShippedTree) -> Path:
+# An unpacked tree that no process on the node holds is removed once it was last used this
+# long ago (at the next unpacking of another tree on the node).
+CACHE_KEEP_S = 3600.0
+# The use files this process holds a shared lock on, by key (held until the process ends).
+_HELD: dict[str, int] = {}
+
+
+async def unpacked_tree(tree: ShippedTree, keep_s: float = CACHE_KEEP_S) -> Path:
     """``tree`` unpacked on this node: at once if an actor here unpacked it before, else
     fetched from the object store and unpacked (one actor per node does it, under a file
-    lock; the others wait and reuse it). Raises OSError, or Ray's error if the object is
-    lost."""
-    target = node_cache_root() / tree.key
+    lock; the others wait and reuse it). This process holds it from now on (a sweep leaves
+    it alone); unpacking a new tree sweeps the node's cache (trees unused for ``keep_s``).
+    Raises OSError, or Ray's error if the object is lost."""
+    root = node_cache_root()
+    target = root / tree.key
+    await asyncio.to_thread(_hold, root, tree.key)
     if await asyncio.to_thread(target.is_dir):
         return target
     data: bytes = await tree.ref
     await asyncio.to_thread(_unpack_once, data, target)
+    await asyncio.to_thread(sweep_node_cache, root, keep_s)
     return target
+
+
+def _hold(root: Path, key: str) -> None:
+    """Take a shared lock on ``key``'s use file for the rest of this process, and mark it
+    used now. Blocks while a sweep is removing the tree (it is then unpacked again)."""
+    if key in _HELD:
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / f".{key}.use", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    os.utime(fd)
+    _HELD[key] = fd
+
+
+def sweep_node_cache(root: Path, keep_s: float, now: float | None = None) -> list[str]:
+    """Remove the unpacked trees under ``root`` that no process holds and that were last
+    used more than ``keep_s`` ago; return their keys. Use files stay (a few bytes each):
+    removing one could let a holder of the old file and a sweeper of a new one both go on.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for entry in os.scandir(root):
+        key = entry.name
+        if key.startswith(".") or key in _HELD or not entry.is_dir(follow_symlinks=False):
+            continue  # use and lock files, partial extractions, what this process runs
+        fd = os.open(root / f".{key}.use", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_mtime > now - keep_s:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # an actor on this node runs it
+            _remove_read_only_tree(root / key)
+            removed.append(key)
+        finally:
+            os.close(fd)  # and with it the lock
+    return removed
 
 
 def _unpack_once(data: bytes, target: Path) -> None:
