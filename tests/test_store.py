@@ -464,6 +464,26 @@ def test_usage_records_keep_their_missing_values_as_null(url: str) -> None:
     with_store(url, story)
 
 
+def test_a_usage_record_is_counted_in_the_hour_it_started_even_at_an_hour_edge(url: str) -> None:
+    # SQLite works the hour out as it inserts; PostgreSQL gets it from Python.
+    edge = 3600.0 * 480_000
+    starts = [edge - 1.5, edge - 1e-6, edge, edge + 1e-6, edge + 3599.999, 1.7e9 + 0.25]
+    records = [r._replace(started_at=t) for r, t in zip(usage("h", 6), starts, strict=True)]
+
+    async def story(store: Store) -> None:
+        await store.usage.append_usage(records)
+        async with store._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT started_at, hour FROM usage_records ORDER BY started_at")
+            )
+            stored = [(started, hour) for started, hour in rows]
+        assert stored == sorted((t, int(t // 3600)) for t in starts)
+        hours = [472_222, 479_999, 479_999, 480_000, 480_000, 480_000]
+        assert [hour for _, hour in stored] == hours
+
+    with_store(url, story)
+
+
 def usage(function: str, count: int) -> list[UsageRecord]:
     return [
         UsageRecord(

@@ -13,6 +13,7 @@ from pyfaas.store.batches import BatchWriter
 from pyfaas.store.usage import UsageStore
 
 log = logging.getLogger("pyfaas.metering")
+_new_tuple = tuple.__new__
 
 _Invocation = tuple[FunctionVersion, InvocationResult, float]
 
@@ -39,19 +40,24 @@ def usage_record(fv: FunctionVersion, result: InvocationResult, started: float) 
     init = result.init_duration_ms
     cpu = result.cpu_ms
     duration = result.duration_ms
-    return UsageRecord(  # positional: one is made per invocation
-        fv.name,
-        result.version,
-        result.request_id,
-        started,
-        round(duration * 1000),
-        billed_ms(duration),
-        fv.memory_mb,
-        result.max_memory_used_mb,
-        None if cpu is None else round(cpu * 1000),
-        None if init is None else round(init * 1000),
-        outcome_of(result),
-        fv.price_plan,
+    # tuple.__new__ rather than UsageRecord(...): the named tuple's own __new__ is a Python
+    # function, and one record is made per invocation (~0.5 us less, on the event loop).
+    return _new_tuple(
+        UsageRecord,
+        (
+            fv.name,
+            result.version,
+            result.request_id,
+            started,
+            round(duration * 1000),
+            billed_ms(duration),
+            fv.memory_mb,
+            result.max_memory_used_mb,
+            None if cpu is None else round(cpu * 1000),
+            None if init is None else round(init * 1000),
+            outcome_of(result),
+            fv.price_plan,
+        ),
     )
 
 

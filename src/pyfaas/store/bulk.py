@@ -12,7 +12,7 @@ characters are replaced: postgres_text); SQLite stores them as they are.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -35,8 +35,17 @@ class BulkInsert:
     """``INSERT INTO table (columns...)`` for many rows at once, each row a tuple of the
     columns' values in the order given."""
 
-    def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
-        missing = [name for name in columns if name not in table.c]
+    def __init__(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        derived: Mapping[str, str] | None = None,
+    ) -> None:
+        """``derived``: more columns, each an SQL expression of the given ones (``column1``
+        is the first), which SQLite computes as it inserts (``run_sqlite`` only: rows for
+        ``run`` hold every column)."""
+        derived = dict(derived or {})
+        missing = [name for name in (*columns, *derived) if name not in table.c]
         if missing:
             raise ValueError(f"{table.name} has no column(s) {', '.join(missing)}")
         first = table.c[columns[0]]
@@ -45,6 +54,7 @@ class BulkInsert:
             raise ValueError("the first column of a bulk insert must be text, NOT NULL")
         self._table = table.name
         self._columns = tuple(columns)
+        self._derived = derived
         self._sql: dict[str, str] = {}
         self._multi_row_sql: dict[int, str] = {}
 
@@ -64,6 +74,8 @@ class BulkInsert:
 
     async def run(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` on ``conn`` (in its transaction) with one executemany."""
+        if self._derived:
+            raise TypeError("a bulk insert with derived columns is for run_sqlite only")
         if rows:
             await conn.exec_driver_sql(self.statement(conn.dialect.paramstyle), list(rows))
 
@@ -73,9 +85,12 @@ class BulkInsert:
         sql = self._multi_row_sql.get(count)
         if sql is None:
             row = f"({', '.join(['?'] * len(self._columns))})"
-            head = self.statement("qmark").rpartition(" VALUES ")[0]
+            names = ", ".join(f'"{name}"' for name in (*self._columns, *self._derived))
+            given = [f"column{n}" for n in range(1, len(self._columns) + 1)]
+            values = ", ".join([*given, *self._derived.values()])
             sql = self._multi_row_sql[count] = (
-                f"{head} SELECT * FROM (VALUES {', '.join([row] * count)}) WHERE column1 IS NOT 0"
+                f'INSERT INTO "{self._table}" ({names}) SELECT {values} '
+                f"FROM (VALUES {', '.join([row] * count)}) WHERE column1 IS NOT 0"
             )
         return sql
 

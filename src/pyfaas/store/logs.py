@@ -15,8 +15,9 @@ from pyfaas.store.engine import Transactions
 from pyfaas.store.tables import invocation_logs
 
 _l = invocation_logs.c
-# A record to store: (function, request_id, timestamp, text); the store adds its size.
-LogRow = tuple[str, str, float, str]
+# A record to store: (function, request_id, timestamp, text, size): size is the text's
+# length in UTF-8 bytes (log_row makes it).
+LogRow = tuple[str, str, float, str, int]
 _COLUMNS = ("function", "request_id", "timestamp", "text", "size")
 _INSERT = BulkInsert(invocation_logs, _COLUMNS)
 # PostgreSQL: RETURNING on a many-row insert; SQLAlchemy sends multi-row VALUES and hands the
@@ -52,9 +53,11 @@ def _insert_sqlite(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) ->
     return range(last - len(rows) + 1, last + 1)
 
 
-def _utf8_size(text: str) -> int:
+def log_row(function: str, request_id: str, timestamp: float, text: str) -> LogRow:
+    """A record as the store takes it, with its size."""
     # Most log text is ASCII: its length is its size, without encoding a copy.
-    return len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
+    size = len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
+    return (function, request_id, timestamp, text, size)
 
 
 def _contains(column: sa.ColumnElement[str], text: str, *, sqlite: bool) -> sa.ColumnElement[bool]:
@@ -80,7 +83,7 @@ class LogStore:
         one server.
         """
         ids = await self.append_rows(
-            [(r.function, r.request_id, r.timestamp, r.text) for r in records]
+            [log_row(r.function, r.request_id, r.timestamp, r.text) for r in records]
         )
         return [
             LogRecord(r.function, r.request_id, r.timestamp, r.text, id_)
@@ -89,13 +92,12 @@ class LogStore:
 
     async def append_rows(self, rows: Sequence[LogRow]) -> Sequence[int]:
         """:meth:`append` for records as plain tuples (the log writer's batches: no record
-        objects made for them); returns their ids, in the order given."""
+        objects made for them; see log_row); returns their ids, in the order given."""
         if not rows:
             return []
-        sized = [(*row, _utf8_size(row[3])) for row in rows]
         if self._sqlite:
-            return await self._tx.in_thread(lambda conn: _insert_sqlite(conn, sized))
-        named = [dict(zip(_COLUMNS, row, strict=True)) for row in sized]
+            return await self._tx.in_thread(lambda conn: _insert_sqlite(conn, rows))
+        named = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
         async with self._tx.begin() as conn:
             ids: Sequence[int] = (await conn.execute(_INSERT_RETURNING, named)).scalars().all()
         return ids

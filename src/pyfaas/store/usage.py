@@ -18,6 +18,12 @@ from pyfaas.store.tables import usage_records
 _u = usage_records.c
 # A UsageRecord's fields in order, then the hour: a row is the record plus one value.
 _INSERT = BulkInsert(usage_records, (*UsageRecord._fields, "hour"))
+# On SQLite a row is the record as it is, and SQLite works out the hour (the epoch second
+# floored, then divided: floor(started_at / 3600) exactly, started_at being positive).
+_STARTED_AT = f"column{UsageRecord._fields.index('started_at') + 1}"
+_INSERT_SQLITE = BulkInsert(
+    usage_records, UsageRecord._fields, derived={"hour": f"CAST({_STARTED_AT} AS INTEGER) / 3600"}
+)
 BUCKETS = ("hour", "day")
 
 
@@ -60,10 +66,10 @@ class UsageStore:
         """Store a batch of records in one transaction (one executemany)."""
         if not records:
             return
-        rows = [(*r, int(r.started_at // 3600)) for r in records]
         if self._tx.sqlite:
-            await self._tx.in_thread(lambda conn: _INSERT.run_sqlite(conn, rows))
+            await self._tx.in_thread(lambda conn: _INSERT_SQLITE.run_sqlite(conn, records))
             return
+        rows = [(*r, int(r.started_at // 3600)) for r in records]
         async with self._tx.begin() as conn:
             await _INSERT.run(conn, rows)
 

@@ -117,14 +117,14 @@ class LogFeed:
                 sub.push(record)
 
     def publish_rows(self, rows: Sequence[LogRow], ids: Sequence[int]) -> None:
-        """:meth:`publish` for stored (function, request_id, timestamp, text) rows and their
+        """:meth:`publish` for stored (function, request_id, timestamp, text, size) rows and their
         ids: records are made only for the functions someone follows."""
         subscribers = self._subscribers
         if not subscribers:
             return
         self.publish(
             LogRecord(function, request_id, timestamp, text, id_)
-            for (function, request_id, timestamp, text), id_ in zip(rows, ids, strict=True)
+            for (function, request_id, timestamp, text, _), id_ in zip(rows, ids, strict=True)
             if function in subscribers
         )
 

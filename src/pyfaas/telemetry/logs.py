@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pyfaas.model import FunctionVersion, InvocationResult, LogRecord, LogStats
 from pyfaas.store.batches import BatchWriter
-from pyfaas.store.logs import LogRow
+from pyfaas.store.logs import LogRow, log_row
 from pyfaas.telemetry.feed import LogFeed
 from pyfaas.telemetry.lines import dropped_marker, truncated_bytes
 from pyfaas.telemetry.report import format_invocation_log
@@ -23,9 +23,9 @@ def _size(item: LogRecord | _Invocation) -> int:
 
 def _as_row(item: LogRecord | _Invocation) -> LogRow:
     if isinstance(item, LogRecord):
-        return (item.function, item.request_id, item.timestamp, item.text)
+        return log_row(item.function, item.request_id, item.timestamp, item.text)
     fv, result, started = item
-    return (fv.name, result.request_id, started, format_invocation_log(fv, result))
+    return log_row(fv.name, result.request_id, started, format_invocation_log(fv, result))
 
 
 class LogSink(Protocol):
@@ -109,7 +109,8 @@ class LogWriter:
 
     async def _write(self, items: list[LogRecord | _Invocation]) -> None:
         # A failed write is logged by the BatchWriter: losing logs must not fail invocations.
-        self._pending_bytes -= sum(_size(item) for item in items)
+        # The BatchWriter hands over everything pending: none of it is pending any more.
+        self._pending_bytes = 0
         rows = [_as_row(item) for item in items]
         ids = await self._sink.append_log_rows(rows)
         self.feed.publish_rows(rows, ids)
