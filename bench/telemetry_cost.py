@@ -2,7 +2,8 @@
 own LogWriter and UsageWriter (with its Prometheus listener) on a SQLite store, fed the results
 of no-op invocations in ticks of 150 (3,000 invocations/s), without the rest of the server.
 
-    .venv/bin/python bench/telemetry_cost.py [--invocations 3000,9000]
+    .venv/bin/python bench/telemetry_cost.py [--invocations 3000,9000] [--per-tick 150]
+        [--modes logs,usage,both]
 
 Runs itself under valgrind's callgrind (``--separate-threads``), once per mode (none, logs,
 usage, both) and invocation count, and prints the instructions per invocation of the event
@@ -28,7 +29,7 @@ PER_TICK = 150
 TICK_S = 0.05
 
 
-async def _drive(mode: str, count: int) -> None:
+async def _drive(mode: str, count: int, per_tick: int) -> None:
     from pyfaas.metering.writer import UsageWriter
     from pyfaas.model import FunctionVersion, InvocationResult
     from pyfaas.model.invocation import new_request_id
@@ -46,8 +47,8 @@ async def _drive(mode: str, count: int) -> None:
             name="noop", version="$LATEST", handler="app.handler", runtime="python3.11",
             memory_mb=128, timeout_s=3, environment=(), code_sha256="0" * 64, code_dir=tmp,
         )  # fmt: skip
-        for start in range(0, count, PER_TICK):
-            for _ in range(min(PER_TICK, count - start)):
+        for start in range(0, count, per_tick):
+            for _ in range(min(per_tick, count - start)):
                 result = InvocationResult(
                     request_id=new_request_id(), body=b"{}", duration_ms=0.12,
                     max_memory_used_mb=20, cpu_ms=0.1,
@@ -63,13 +64,14 @@ async def _drive(mode: str, count: int) -> None:
         await store.close()
 
 
-def _count(mode: str, count: int) -> tuple[int, int]:
+def _count(mode: str, count: int, per_tick: int) -> tuple[int, int]:
     """Instructions of (the event loop, the write threads) for one run under callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp, "cg.out")
         subprocess.run(
             ["valgrind", "--tool=callgrind", "--separate-threads=yes",
-             f"--callgrind-out-file={out}", sys.executable, __file__, "--run", mode, str(count)],
+             f"--callgrind-out-file={out}", sys.executable, __file__, "--per-tick", str(per_tick),
+             "--run", mode, str(count)],
             check=True, capture_output=True,
         )  # fmt: skip
         totals = []
@@ -84,21 +86,25 @@ def _count(mode: str, count: int) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--invocations", default="3000,9000", help="two counts, low,high")
+    parser.add_argument("--per-tick", type=int, default=PER_TICK, help="invocations a tick")
+    parser.add_argument("--modes", default="logs,usage,both", help="which, comma-separated")
     parser.add_argument("--run", nargs=2, metavar=("MODE", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        asyncio.run(_drive(args.run[0], int(args.run[1])))
+        asyncio.run(_drive(args.run[0], int(args.run[1]), args.per_tick))
         return
     low, high = (int(n) for n in args.invocations.split(","))
     per: dict[str, tuple[float, float]] = {}
-    for mode in MODES:
+    modes = ["none", *(m for m in args.modes.split(",") if m in MODES[1:])]
+    for mode in modes:
         print(f"  {mode} ...", file=sys.stderr, flush=True)
-        (loop0, thread0), (loop1, thread1) = _count(mode, low), _count(mode, high)
+        (loop0, thread0) = _count(mode, low, args.per_tick)
+        (loop1, thread1) = _count(mode, high, args.per_tick)
         per[mode] = ((loop1 - loop0) / (high - low), (thread1 - thread0) / (high - low))
     driver = per["none"][0]
     print("| mode | event loop, instructions/invocation | write threads | together |")
     print("|---|---|---|---|")
-    for mode in MODES[1:]:
+    for mode in modes[1:]:
         loop, thread = per[mode][0] - driver, per[mode][1]
         print(f"| {mode} | {loop:,.0f} | {thread:,.0f} | {loop + thread:,.0f} |")
     print(f"\n(the driver itself, mode none: {driver:,.0f} instructions per invocation)")
