@@ -403,6 +403,43 @@ def test_a_follower_that_falls_behind_catches_up_from_the_store(tmp_path: Path) 
     asyncio.run(main())
 
 
+def test_past_max_pending_records_whole_invocation_logs_are_dropped_and_counted(
+    tmp_path: Path,
+) -> None:
+    """The pending batch holds at most 3 records: the 4th and 5th invocation logs of one tick
+    are dropped (silent or not), counted per function, and the first 3 are stored whole."""
+    from pyfaas.model import FunctionVersion, InvocationResult
+
+    async def main() -> None:
+        store = await open_store(f"sqlite:///{tmp_path / 'pyfaas.db'}")
+        writer = LogWriter(store, max_pending_records=3, interval_s=3600)
+        fv = FunctionVersion(
+            name="f", version="$LATEST", handler="app.handler", runtime="python3.11",
+            memory_mb=128, timeout_s=3, environment=(), code_sha256="0" * 64,
+            code_dir=str(tmp_path),
+        )  # fmt: skip
+        try:
+            for i, output in enumerate(["", "hello\n", "", "lost\n", ""]):
+                result = InvocationResult(request_id=f"r{i}", body=b"{}", logs=output)
+                writer.submit_invocation(fv, result, time.time())
+            assert writer.stats("f").dropped_records == 2
+            assert writer.stats("f").dropped_bytes == len("lost\n")
+            assert writer.stats("g").dropped_records == 0
+            await writer.flush()
+            stored = await store.logs.search(LogQuery("f"))
+            assert [r.request_id for r in stored] == ["r0", "r1", "r2"]
+            assert "hello\nEND RequestId: r1" in stored[1].text
+            # The batch is written: there is room again.
+            writer.submit_invocation(fv, InvocationResult(request_id="r5", body=b"{}"), 0.0)
+            await writer.flush()
+            assert [r.request_id for r in await store.logs.search(LogQuery("f"))][-1] == "r5"
+        finally:
+            await writer.close()
+            await store.close()
+
+    asyncio.run(main())
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 

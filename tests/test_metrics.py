@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import deploy, unique, wait_for
@@ -116,3 +117,85 @@ def test_async_queue_depth_age_and_dead_letters_are_gauged(api: httpx.Client) ->
     assert value(m, "pyfaas_dead_letter_queue_size", function=held) == 0
     assert value(m, "pyfaas_dead_letter_queue_size", function=failing) == 1
     assert value(m, "pyfaas_async_queue_depth", function=failing) == 0
+
+
+def test_a_batch_of_usage_records_counts_as_prometheus_client_would() -> None:
+    """InvocationMetrics counts a batch of usage records in C (bisect, Counter): its
+    histograms and counters must read exactly what prometheus_client's own Histogram and
+    Counter give for the same observations, bucket edges and mixed functions included."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from pyfaas.model import UsageRecord
+    from pyfaas.telemetry.metrics import DURATION_BUCKETS, INIT_BUCKETS, InvocationMetrics
+
+    edges_us = [round(b * 1e6) for b in DURATION_BUCKETS]
+    durations = [1, 499, *edges_us, *(e + 1 for e in edges_us), 901_000_000, 0]
+    records = [
+        UsageRecord(
+            function=("a", "b", "c")[n % 3],
+            version="$LATEST",
+            request_id=f"r{n}",
+            started_at=1.0e9 + n,
+            duration_us=d,
+            billed_ms=max(1, -(-d // 1000)),
+            memory_mb=128,
+            max_memory_mb=20,
+            cpu_us=None if n % 5 == 0 else n * 7,
+            init_us=(None, 0, 1000, 2_500_000)[n % 4],
+            outcome=("success", "error", "timeout", "crash", "success")[n % 5],
+        )
+        for n, d in enumerate(durations)
+    ]
+    metrics = InvocationMetrics()
+    metrics.observe(records[:7])  # two batches: counts add up across batches
+    metrics.observe(records[7:])
+
+    reference = CollectorRegistry()
+    duration = Histogram(
+        "pyfaas_invocation_duration_seconds", "", ["function"], buckets=DURATION_BUCKETS,
+        registry=reference,
+    )  # fmt: skip
+    init = Histogram(
+        "pyfaas_init_duration_seconds", "", ["function"], buckets=INIT_BUCKETS,
+        registry=reference,
+    )  # fmt: skip
+    for r in records:
+        duration.labels(r.function).observe(r.duration_us / 1e6)
+        if r.init_us is not None:
+            init.labels(r.function).observe(r.init_us / 1e6)
+    expected = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in reference.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render(()).decode())
+        for s in family.samples
+    }
+    for key, want in expected.items():
+        assert got[key] == pytest.approx(want, abs=1e-9), key
+
+    def total(field: str, function: str, outcome: str | None = None) -> float:
+        return sum(
+            getattr(r, field) or 0
+            for r in records
+            if r.function == function and outcome in (None, r.outcome)
+        )
+
+    for fn in ("a", "b", "c"):
+        mine = [r for r in records if r.function == fn]
+        for outcome in ("success", "error", "timeout", "crash"):
+            count = sum(r.outcome == outcome for r in mine)
+            assert value(got, "pyfaas_invocations_total", function=fn, outcome=outcome) == count
+        failed = sum(r.outcome != "success" for r in mine)
+        assert value(got, "pyfaas_errors_total", function=fn) == failed
+        cold = sum(r.init_us is not None for r in mine)
+        assert value(got, "pyfaas_cold_starts_total", function=fn) == cold
+        assert value(got, "pyfaas_billed_duration_seconds_total", function=fn) == pytest.approx(
+            total("billed_ms", fn) / 1000
+        )
+        assert value(got, "pyfaas_cpu_seconds_total", function=fn) == pytest.approx(
+            total("cpu_us", fn) / 1e6
+        )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from math import ceil
 from typing import Protocol
 
 from pyfaas.model import FunctionVersion, InvocationResult, UsageRecord
-from pyfaas.model.usage import CRASH, ERROR, SUCCESS, TIMEOUT, billed_ms
+from pyfaas.model.usage import CRASH, ERROR, SUCCESS, TIMEOUT
 from pyfaas.store.batches import BatchWriter
 from pyfaas.store.usage import UsageStore
 
@@ -41,7 +42,8 @@ def usage_record(fv: FunctionVersion, result: InvocationResult, started: float) 
     cpu = result.cpu_ms
     duration = result.duration_ms
     # tuple.__new__ rather than UsageRecord(...): the named tuple's own __new__ is a Python
-    # function, and one record is made per invocation (~0.5 us less, on the event loop).
+    # function, and one record is made per invocation (on the event loop). For the same
+    # reason billed_ms and outcome_of are inlined for the usual call, a warm success.
     return _new_tuple(
         UsageRecord,
         (
@@ -50,12 +52,12 @@ def usage_record(fv: FunctionVersion, result: InvocationResult, started: float) 
             result.request_id,
             started,
             round(duration * 1000),
-            billed_ms(duration),
+            max(1, ceil(duration)),  # billed_ms(duration)
             fv.memory_mb,
             result.max_memory_used_mb,
             None if cpu is None else round(cpu * 1000),
             None if init is None else round(init * 1000),
-            outcome_of(result),
+            SUCCESS if result.function_error is None else outcome_of(result),
             fv.price_plan,
         ),
     )

@@ -31,11 +31,15 @@ class BatchWriter(Generic[T]):
         name: str,
         interval_s: float = 0.05,
         max_batch: int = 500,
+        max_pending: int | None = None,
     ) -> None:
+        """``max_pending``: how many items may wait at most (None: no bound); ``submit``
+        refuses more."""
         self._write = write
         self._name = name
         self._interval_s = interval_s
         self._max_batch = max_batch
+        self._max_pending = max_pending
         self._pending: list[T] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -45,12 +49,17 @@ class BatchWriter(Generic[T]):
         """Items waiting for a batch."""
         return len(self._pending)
 
-    def submit(self, item: T) -> None:
-        """Queue one item for the next batch."""
+    def submit(self, item: T) -> bool:
+        """Queue one item for the next batch; False (and nothing queued) when
+        ``max_pending`` items wait already."""
         pending = self._pending
+        waiting = len(pending)
+        if waiting == self._max_pending:
+            return False
         pending.append(item)
-        if len(pending) == 1 or len(pending) >= self._max_batch:
+        if waiting == 0 or waiting + 1 >= self._max_batch:
             self._wakeup.set()
+        return True
 
     async def flush(self) -> None:
         """Write everything submitted so far; returns once it is written (or dropped)."""

@@ -62,35 +62,45 @@ class LogWriter:
     ) -> None:
         self._sink = sink
         self._max_pending_bytes = max_pending_bytes
-        self._max_pending_records = max_pending_records
         self.feed = feed or LogFeed()
         self._pending_bytes = 0
         self._losses: dict[str, LogStats] = {}
         self._batches: BatchWriter[LogRecord | _Invocation] = BatchWriter(
-            self._write, name="pyfaas-log-writer", interval_s=interval_s, max_batch=max_batch
+            self._write,
+            name="pyfaas-log-writer",
+            interval_s=interval_s,
+            max_batch=max_batch,
+            max_pending=max_pending_records,
         )
 
     def submit(self, record: LogRecord) -> None:
-        """Queue one record for the next batch."""
-        self._pending_bytes += _size(record)
-        self._batches.submit(record)
+        """Queue one record for the next batch (dropped, and counted, when the pending
+        batch is full)."""
+        if self._batches.submit(record):
+            self._pending_bytes += _size(record)
+        else:
+            self._count_loss(record.function, 0, len(record.text), record=True)
 
     def submit_invocation(
         self, fv: FunctionVersion, result: InvocationResult, started: float
     ) -> None:
         """Queue an invocation's log; its START/END/REPORT text is made at flush time."""
-        truncated = truncated_bytes(result.logs) if result.logs else 0
-        dropped = 0
-        if len(self._batches) >= self._max_pending_records:
-            self._count_loss(fv.name, truncated, len(result.logs), record=True)
+        logs = result.logs
+        if not logs:  # the usual call: nothing to bound but the number of records
+            if not self._batches.submit((fv, result, started)):
+                self._count_loss(fv.name, 0, 0, record=True)
             return
-        if self._pending_bytes + len(result.logs) > self._max_pending_bytes:
-            dropped = len(result.logs)
+        truncated = truncated_bytes(logs)
+        dropped = 0
+        if self._pending_bytes + len(logs) > self._max_pending_bytes:
+            dropped = len(logs)
             result = dataclasses.replace(result, logs=dropped_marker(dropped))
+        if not self._batches.submit((fv, result, started)):
+            self._count_loss(fv.name, truncated, len(logs), record=True)
+            return
         if truncated or dropped:
             self._count_loss(fv.name, truncated, dropped)
         self._pending_bytes += len(result.logs)
-        self._batches.submit((fv, result, started))
 
     def stats(self, function: str) -> LogStats:
         """What this server lost of ``function``'s log output since it started."""
