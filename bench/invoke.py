@@ -1,7 +1,7 @@
 """Warm sync invoke of a no-op handler over HTTP, side by side with baselines and peers.
 
     .venv/bin/python bench/invoke.py [--requests 3000] [--seconds 5] [--concurrency 1,32,128]
-                                     [--rounds 5] [--round-seconds 2] [--metering-only]
+                                     [--rounds 9] [--round-seconds 2] [--metering-only]
 
 Measures, one after the other on this machine, each in its own process tree:
   pyfaas               POST /v1/functions/noop/invoke on a real server (SQLite, local workers)
@@ -52,7 +52,7 @@ class InvokeSettings:
     requests: int = 3000
     seconds: float = 5.0
     concurrencies: tuple[int, ...] = (1, 32, 128)
-    rounds: int = 5  # per side, for the metering on/off comparison
+    rounds: int = 9  # per side, for the metering on/off comparison
     round_seconds: float = 2.0
     metering_only: bool = False
 
@@ -81,6 +81,14 @@ class MeteringCost:
     def cost(self) -> float:
         """The share of throughput lost with metering and logs on (median against median)."""
         return 1 - self.median_rate(self.on) / self.median_rate(self.off)
+
+    @property
+    def paired_cost(self) -> float:
+        """The same from the rounds taken back to back: round i on against round i off (the
+        ABBA order makes each pair adjacent in time), the median of those ratios. A machine
+        whose speed drifts during the run moves both rounds of a pair alike."""
+        ratios = [a.per_second / b.per_second for a, b in zip(self.on, self.off, strict=True)]
+        return 1 - statistics.median(ratios)
 
     @property
     def cpu_cost(self) -> float:
@@ -259,25 +267,29 @@ def metering_table(report: InvokeReport) -> Iterator[str]:
     )
     yield ""
     yield (
-        "| c | on req/s (median) | off req/s (median) | cost | on p50 ms | off p50 ms "
-        "| server CPU us/call on, off | CPU cost | rounds on | rounds off | others' CPU |"
+        "| c | on req/s (median) | off req/s (median) | cost | cost, paired | on p50 ms "
+        "| off p50 ms | server CPU us/call on, off | CPU cost | rounds on | rounds off "
+        "| others' CPU |"
     )
-    yield "|---|---|---|---|---|---|---|---|---|---|---|"
+    yield "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for c, m in report.metering.items():
         each_on = " ".join(f"{f.per_second:,.0f}" for f in m.on)
         each_off = " ".join(f"{f.per_second:,.0f}" for f in m.off)
         cpu = f"{statistics.median(m.on_cpu_us):.0f}, {statistics.median(m.off_cpu_us):.0f}"
         yield (
             f"| {c} | {m.median_rate(m.on):,.0f} | {m.median_rate(m.off):,.0f} | {m.cost:+.1%} "
-            f"| {m.median_p50(m.on):.3f} | {m.median_p50(m.off):.3f} | {cpu} "
+            f"| {m.paired_cost:+.1%} | {m.median_p50(m.on):.3f} | {m.median_p50(m.off):.3f} "
+            f"| {cpu} "
             f"| {m.cpu_cost:+.1%} | {each_on} | {each_off} "
             f"| {report.foreign.get((METERING_ROUNDS, c), 0):.0%} |"
         )
     yield ""
     yield (
-        "cost: throughput lost with both on (medians); CPU cost: the share of the server "
-        "process's CPU per invocation (event loop and its threads, not the workers) that they "
-        "take, which other people's load on the machine moves much less than it moves rates."
+        "cost: throughput lost with both on (medians); cost, paired: the median of the "
+        "ratios of rounds taken back to back (on i against off i); CPU cost: the share of the "
+        "server process's CPU per invocation (event loop and its threads, not the workers) "
+        "that they take, which other people's load on the machine moves much less than it "
+        "moves rates."
     )
 
 
@@ -287,7 +299,7 @@ def parse_settings(argv: list[str] | None = None, doc: str | None = __doc__) -> 
     parser.add_argument("--requests", type=int, default=3000, help="samples at concurrency 1")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration at each other c")
     parser.add_argument("--concurrency", default="1,32,128", help="comma-separated levels")
-    parser.add_argument("--rounds", type=int, default=5, help="metering on/off rounds per side")
+    parser.add_argument("--rounds", type=int, default=9, help="metering on/off rounds per side")
     parser.add_argument("--round-seconds", type=float, default=2.0, help="length of one round")
     parser.add_argument(
         "--metering-only", action="store_true", help="only the metering on/off comparison"
