@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conftest import ServerProcess, deploy, postgres_database, run_cli, unique, wait_for
@@ -714,6 +714,7 @@ def test_any_body_can_be_recovered_from_the_event(body: bytes, content_type: str
 
 
 @given(value=JSON, status=st.integers(-5, 700) | st.text(max_size=4), extra=JSON)
+@example(value=None, status="\u00b2", extra=None)  # a digit to str.isdigit(), not to int()
 def test_any_result_maps_to_a_response_or_a_502_saying_why(
     value: object, status: object, extra: object
 ) -> None:

@@ -845,6 +845,9 @@ def test_inputs_boto3_would_not_send_get_lambda_errors_too(
     assert refused(listing) == (400, "InvalidParameterValueException", "invalid_marker")
     assert refused(signed(lambda_server, "GET", "/2015-03-31/functions?MaxItems=0"))[2] == (
         "invalid_limit")  # fmt: skip
+    # A superscript two is a digit to str.isdigit(), not to int(): a 400, not a 500.
+    assert refused(signed(lambda_server, "GET", "/2015-03-31/functions?MaxItems=%C2%B2"))[2] == (
+        "invalid_limit")  # fmt: skip
     no_topic = json.dumps(
         {"EventSourceArn": f"arn:pyfaas:redis:::{REDIS_URL}", "FunctionName": name}
     ).encode()

@@ -21,7 +21,7 @@ async def receive_body(
 ) -> bytes:
     """:func:`read_body` from an ASGI ``receive`` and the Content-Length header (``declared``)
     for endpoints without a Request. Raises PayloadTooLarge, ClientDisconnect."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"{what} is {declared} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -157,7 +157,7 @@ async def _deploy(request: Request, *, name: str | None, create_only: bool) -> R
         validate_name(name)
     limit = svc.limits.zipped_code_bytes
     declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
+    if not (declared.isascii() and declared.isdigit()):
         # Without a declared length the multipart parser would spool any amount to disk
         # before the size could be checked.
         raise LengthRequired(

@@ -423,7 +423,7 @@ def _field_named(message: str, data: dict[str, Any]) -> tuple[str, ...]:
 
 def _split_key(where: str) -> Iterator[str | int]:
     for part in where.replace("]", "").replace("[", ".").split("."):
-        yield int(part) if part.isdigit() else part
+        yield int(part) if part.isascii() and part.isdigit() else part
 
 
 def _kind(value: Any) -> str:

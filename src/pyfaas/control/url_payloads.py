@@ -155,7 +155,8 @@ def http_response(result_body: bytes) -> HttpResponse:
     if not isinstance(result, dict) or "statusCode" not in result:
         return HttpResponse(200, [("content-type", "application/json")], result_body)
     status = result["statusCode"]
-    if isinstance(status, str) and status.isdigit():
+    # isdigit() alone admits "²", which int() refuses.
+    if isinstance(status, str) and status.isascii() and status.isdigit():
         status = int(status)
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise InvalidFunctionResponse(

@@ -65,7 +65,7 @@ def check_reachable(address: str) -> None:
     """Raise OSError at once if ``host:port`` (not ``ray://`` or ``auto``) takes no
     connection, instead of letting ray.init retry for minutes. Blocking."""
     host, sep, port = address.rpartition(":")
-    if not sep or "://" in address or not port.isdigit():
+    if not sep or "://" in address or not (port.isascii() and port.isdigit()):
         return
     try:
         socket.create_connection((host, int(port)), _CONNECT_TIMEOUT_S).close()

@@ -93,7 +93,7 @@ def parse_event(event: Any) -> HttpRequest:
         body=_body(event),
         scheme=scheme,
         host=host,
-        port=int(port) if port.isdigit() else _DEFAULT_PORTS.get(scheme, 443),
+        port=int(port) if port.isascii() and port.isdigit() else _DEFAULT_PORTS.get(scheme, 443),
         source_ip=http.get("sourceIp") or "",
         protocol=http.get("protocol") or "HTTP/1.1",
         prefix=named.get("x-forwarded-prefix", "").rstrip("/"),

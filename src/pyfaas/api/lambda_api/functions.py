@@ -304,7 +304,7 @@ def paginate(
 def page_size(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise invalid_parameter(
             f"MaxItems must be a whole number from 1 to {MAX_PAGE}, got {raw!r}",
             code="invalid_limit",
