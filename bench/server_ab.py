@@ -3,9 +3,13 @@ this one, in interleaved rounds.
 
     .venv/bin/python bench/server_ab.py --base ../main/.venv/bin [--rounds 4]
         [--requests 3000] [--seconds 3] [--batch-items 16] [--workloads c=1,c=32,map]
+        [--telemetry off|on|on-vs-off]
 
-Both servers run with PYFAAS_METERING=false and PYFAAS_INVOCATION_LOGS=false (the invoke path
-alone) and one no-op function. Each round measures, base then new then new then base ...:
+Both servers run one no-op function, by default with PYFAAS_METERING=false and
+PYFAAS_INVOCATION_LOGS=false (the invoke path alone). ``--telemetry on`` runs both with
+metering and invocation logs on (what changes to them cost); ``on-vs-off`` runs the base with
+them off and the new one with them on (give the same install twice: what they cost). Each
+round measures, base then new then new then base ...:
   c=1     ``--requests`` invokes on one keep-alive connection: p50, p99
   c=32    32 connections for ``--seconds``: invocations/s, p50, p99
   map     as Function.map sends them: 32 connections, each posting invoke-batch requests
@@ -39,6 +43,11 @@ import loadgen
 from servers import BIN, HOST, NOOP_HANDLER, ForeignLoad, PyfaasServer, cpu_seconds
 
 OFF = {"PYFAAS_METERING": "false", "PYFAAS_INVOCATION_LOGS": "false"}
+TELEMETRY = {  # --telemetry: the environment of (base, new)
+    "off": (OFF, OFF),
+    "on": ({}, {}),
+    "on-vs-off": (OFF, {}),
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,9 @@ def workloads(args: argparse.Namespace, port: int) -> dict[str, Callable[[], loa
     }
 
 
-def instructions(bin_dir: Path, label: str, args: argparse.Namespace) -> dict[str, float]:
+def instructions(
+    bin_dir: Path, label: str, env: dict[str, str], args: argparse.Namespace
+) -> dict[str, float]:
     """Instructions per invocation of a server of ``bin_dir`` under callgrind, counted only
     while the measured requests run (warm-up excluded)."""
     work = Path(tempfile.mkdtemp(prefix=f"pyfaas-cg-{label}-"))
@@ -87,7 +98,7 @@ def instructions(bin_dir: Path, label: str, args: argparse.Namespace) -> dict[st
     )
     wrapper.chmod(0o755)
     counts: dict[str, float] = {}
-    with PyfaasServer(work / "home", OFF, ready_timeout=600, bin_dir=wrapper.parent) as server:
+    with PyfaasServer(work / "home", env, ready_timeout=600, bin_dir=wrapper.parent) as server:
         server.deploy("noop", NOOP_HANDLER)
         invoke = loadgen.build_request(HOST, server.port, "/v1/functions/noop/invoke", b"{}", {})
         batch = loadgen.build_request(
@@ -135,10 +146,14 @@ def main() -> None:
     parser.add_argument("--batch-items", type=int, default=16)
     parser.add_argument("--workloads", default="c=1,c=32,map", help="which, comma-separated")
     parser.add_argument("--callgrind", type=int, default=0, metavar="N")
+    parser.add_argument("--telemetry", choices=sorted(TELEMETRY), default="off")
     args = parser.parse_args()
     installs = {"base": args.base.resolve(), "new": BIN}
+    envs = dict(zip(installs, TELEMETRY[args.telemetry], strict=True))
     if args.callgrind:
-        counted = {label: instructions(b, label, args) for label, b in installs.items()}
+        counted = {
+            label: instructions(b, label, envs[label], args) for label, b in installs.items()
+        }
         print("| workload | base instructions/call | new | new / base |")
         print("|---|---|---|---|")
         for kind in ("c=32", "map"):
@@ -150,7 +165,7 @@ def main() -> None:
     try:
         for label, bin_dir in installs.items():
             home = Path(tempfile.mkdtemp(prefix=f"pyfaas-ab-{label}-"))
-            server = servers[label] = PyfaasServer(home, OFF, bin_dir=bin_dir).__enter__()
+            server = servers[label] = PyfaasServer(home, envs[label], bin_dir=bin_dir).__enter__()
             server.deploy("noop", NOOP_HANDLER)
         order = list(servers)
         with ForeignLoad() as others:

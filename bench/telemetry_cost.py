@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ async def _drive(mode: str, count: int, per_tick: int) -> None:
     from pyfaas.metering.writer import UsageWriter
     from pyfaas.model import FunctionVersion, InvocationResult
     from pyfaas.model.invocation import new_request_id
+    from pyfaas.server.runner import GC_YOUNG_THRESHOLD
     from pyfaas.store import open_store
     from pyfaas.telemetry import LogWriter
     from pyfaas.telemetry.metrics import InvocationMetrics
@@ -43,6 +45,11 @@ async def _drive(mode: str, count: int, per_tick: int) -> None:
         usage = UsageWriter(store.usage, listeners=[InvocationMetrics()])
         await logs.start()
         await usage.start()
+        # As the server does once started (server/runner.py): without it, full collections
+        # walking every imported object would be counted as the writers' cost.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         fv = FunctionVersion(
             name="noop", version="$LATEST", handler="app.handler", runtime="python3.11",
             memory_mb=128, timeout_s=3, environment=(), code_sha256="0" * 64, code_dir=tmp,

@@ -25,6 +25,7 @@ from conftest import ServerProcess, deploy, postgres_database, run_cli, unique, 
 from pyfaas.control import LogQueryService
 from pyfaas.model import LogQuery, LogRecord
 from pyfaas.store import Store, open_store
+from pyfaas.store.logs import invocation_row, log_row, record_of
 from pyfaas.telemetry import LogFeed, LogSweeper, LogWriter, RetentionPolicy
 from test_bad_input import assert_error
 
@@ -643,6 +644,66 @@ def test_the_store_searches_and_sweeps_the_same_on_sqlite_and_postgresql(store_u
             assert await LogSweeper(store.logs, trim).sweep() == 1
             assert [r.request_id for r in await search(LogQuery("a"))] == ["r3"]
             assert [r.request_id for r in await search(LogQuery("b"))] == ["r4"]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_an_invocation_record_reads_as_its_whole_log_and_is_searched_and_trimmed_as_one(
+    store_url: str,
+) -> None:
+    """An invocation's record stores its output and REPORT figures; its START/END/REPORT
+    lines are made when read, in Python for the text and in SQL for a search, alike."""
+
+    async def main() -> None:
+        store: Store = await open_store(store_url)
+        try:
+            fn, now = unique("report"), time.time()
+            rows = [
+                # 1.125 ms: half a hundredth, shown rounded up; a cold start of 0.995 ms.
+                invocation_row(fn, "cold", now, "", "3", 1.125, 256, 41, 0.995),
+                invocation_row(
+                    fn, "warm", now, "café\nno newline", "$LATEST", 12.3456, 128, 20, None
+                ),
+                log_row(fn, "plain", now, "a plain line\n"),
+            ]
+            ids = await store.append_log_rows(rows)
+            texts = {r.request_id: r.text for r in await store.logs.search(LogQuery(fn))}
+            assert texts["cold"] == (
+                "START RequestId: cold Version: 3\nEND RequestId: cold\n"
+                "REPORT RequestId: cold\tDuration: 1.13 ms\tBilled Duration: 2 ms\t"
+                "Memory Size: 256 MB\tMax Memory Used: 41 MB\tInit Duration: 1.00 ms\n"
+            )
+            assert texts["warm"] == (
+                "START RequestId: warm Version: $LATEST\ncafé\nno newline\nEND RequestId: warm\n"
+                "REPORT RequestId: warm\tDuration: 12.35 ms\tBilled Duration: 13 ms\t"
+                "Memory Size: 128 MB\tMax Memory Used: 20 MB\n"
+            )
+            assert texts["plain"] == "a plain line\n"
+            # What the feed hands followers is the same text.
+            assert [record_of(row, id_).text for row, id_ in zip(rows, ids, strict=True)] == list(
+                texts.values()
+            )
+            # Every piece of every made line is found by the SQL search, and only there.
+            for rid, text in texts.items():
+                for piece in text.splitlines():
+                    found = await store.logs.search(LogQuery(fn, contains=piece))
+                    assert rid in [r.request_id for r in found], piece
+            for absent in ("Init Duration: 0.00", "Duration: 1.12 ms", "plain line\nEND"):
+                assert await store.logs.search(LogQuery(fn, contains=absent)) == []
+            # Retention by size counts the made lines: the budget of the two newest's whole
+            # text keeps them and drops the oldest, however little it stored.
+            budget = len(texts["warm"].encode()) + len(texts["plain"].encode())
+            policy = RetentionPolicy(max_age_s=0, max_bytes_per_function=budget)
+            assert await LogSweeper(store.logs, policy).sweep() == 1
+            assert [r.request_id for r in await store.logs.search(LogQuery(fn))] == [
+                "warm",
+                "plain",
+            ]
+            policy = RetentionPolicy(max_age_s=0, max_bytes_per_function=budget - 1)
+            assert await LogSweeper(store.logs, policy).sweep() == 1
+            assert [r.request_id for r in await store.logs.search(LogQuery(fn))] == ["plain"]
         finally:
             await store.close()
 

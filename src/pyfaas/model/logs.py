@@ -29,6 +29,40 @@ class LogRecord:
         }
 
 
+def milliseconds_text(us: int) -> str:
+    """``us`` microseconds as milliseconds with two decimals, half up ("0.13" for 125):
+    integer arithmetic, which the store's SQL repeats (store/logs.py) so that a text search
+    matches what is shown."""
+    hundredths = (us + 5) // 10
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
+
+
+def invocation_log_text(
+    request_id: str,
+    version: str,
+    output: str,
+    duration_us: int,
+    billed_ms: int,
+    memory_mb: int,
+    max_memory_mb: int,
+    init_us: int,
+) -> str:
+    """One invocation's whole log as Lambda writes it to CloudWatch: START, the handler's
+    ``output`` (empty, or ending in a newline), END, REPORT. ``init_us`` is 0 for a warm
+    start (the REPORT line then has no Init Duration)."""
+    report = (
+        f"REPORT RequestId: {request_id}\tDuration: {milliseconds_text(duration_us)} ms\t"
+        f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_mb} MB\t"
+        f"Max Memory Used: {max_memory_mb} MB"
+    )
+    if init_us:
+        report += f"\tInit Duration: {milliseconds_text(init_us)} ms"
+    return (
+        f"START RequestId: {request_id} Version: {version}\n{output}"
+        f"END RequestId: {request_id}\n{report}\n"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LogQuery:
     """Which log records of one function to read.

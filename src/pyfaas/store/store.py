@@ -155,8 +155,8 @@ class Store:
         return await self.logs.append(records)
 
     async def append_log_rows(self, rows: Sequence[LogRow]) -> Sequence[int]:
-        """Store a batch of (function, request_id, timestamp, text, size) tuples (log_row) in
-        one statement; return their ids, in the order given (increasing, like
+        """Store a batch of LogRow tuples (store.logs: log_row, invocation_row) in one
+        statement; return their ids, in the order given (increasing, like
         :meth:`append_logs`)."""
         return await self.logs.append_rows(rows)
 

@@ -59,6 +59,16 @@ invocation_logs = sa.Table(
     sa.Column("size", sa.Integer, nullable=False, server_default="0"),
     # Retention by age deletes from the oldest timestamp up.
     sa.Index("ix_invocation_logs_timestamp", "timestamp"),
+    # An invocation's record: ``text`` is the handler's output only (empty, or ending in a
+    # newline), and these hold its REPORT figures; the START/END/REPORT lines are made from
+    # them when it is read (model.invocation_log_text), not stored. NULL in a plain record,
+    # whose text is all of it. init_us is 0 for a warm start.
+    sa.Column("version", sa.String(16), nullable=True),
+    sa.Column("duration_us", sa.BigInteger, nullable=True),
+    sa.Column("billed_ms", sa.BigInteger, nullable=True),
+    sa.Column("memory_mb", sa.Integer, nullable=True),
+    sa.Column("max_memory_mb", sa.Integer, nullable=True),
+    sa.Column("init_us", sa.BigInteger, nullable=True),
 )
 
 # Asynchronous invocations: the durable queue, their status, and the dead-letter queue

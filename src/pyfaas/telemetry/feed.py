@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 
 from pyfaas.model import LogRecord
-from pyfaas.store.logs import LogRow
+from pyfaas.store.logs import LogRow, record_of
 
 
 class Subscription:
@@ -117,15 +117,13 @@ class LogFeed:
                 sub.push(record)
 
     def publish_rows(self, rows: Sequence[LogRow], ids: Sequence[int]) -> None:
-        """:meth:`publish` for stored (function, request_id, timestamp, text, size) rows and their
-        ids: records are made only for the functions someone follows."""
+        """:meth:`publish` for stored rows (store.logs.LogRow) and their ids: records (and
+        their text) are made only for the functions someone follows."""
         subscribers = self._subscribers
         if not subscribers:
             return
         self.publish(
-            LogRecord(function, request_id, timestamp, text, id_)
-            for (function, request_id, timestamp, text, _), id_ in zip(rows, ids, strict=True)
-            if function in subscribers
+            record_of(row, id_) for row, id_ in zip(rows, ids, strict=True) if row[0] in subscribers
         )
 
     def followers(self) -> int:

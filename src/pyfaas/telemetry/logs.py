@@ -11,7 +11,7 @@ from pyfaas.store.batches import BatchWriter
 from pyfaas.store.logs import LogRow, log_row
 from pyfaas.telemetry.feed import LogFeed
 from pyfaas.telemetry.lines import dropped_marker, truncated_bytes
-from pyfaas.telemetry.report import format_invocation_log
+from pyfaas.telemetry.report import invocation_log_row
 
 _Invocation = tuple[FunctionVersion, InvocationResult, float]
 
@@ -24,16 +24,14 @@ def _size(item: LogRecord | _Invocation) -> int:
 def _as_row(item: LogRecord | _Invocation) -> LogRow:
     if isinstance(item, LogRecord):
         return log_row(item.function, item.request_id, item.timestamp, item.text)
-    fv, result, started = item
-    return log_row(fv.name, result.request_id, started, format_invocation_log(fv, result))
+    return invocation_log_row(*item)
 
 
 class LogSink(Protocol):
     """Where batched log records go (the store implements it)."""
 
     async def append_log_rows(self, rows: Sequence[LogRow]) -> Sequence[int]:
-        """Store (function, request_id, timestamp, text) rows; return their ids, in the
-        same order."""
+        """Store rows (store.logs.LogRow); return their ids, in the same order."""
         ...
 
 
@@ -84,7 +82,8 @@ class LogWriter:
     def submit_invocation(
         self, fv: FunctionVersion, result: InvocationResult, started: float
     ) -> None:
-        """Queue an invocation's log; its START/END/REPORT text is made at flush time."""
+        """Queue an invocation's log; its row is made at flush time (and its START/END/REPORT
+        lines when it is read)."""
         logs = result.logs
         if not logs:  # the usual call: nothing to bound but the number of records
             if not self._batches.submit((fv, result, started)):

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pyfaas.model import FunctionVersion, InvocationResult
-from pyfaas.model.usage import billed_ms
+from pyfaas.store.logs import LogRow, invocation_row, record_text
+
+
+def invocation_log_row(fv: FunctionVersion, result: InvocationResult, started: float) -> LogRow:
+    """The record of one invocation of ``fv`` asked for at epoch ``started``: its output and
+    the figures of its REPORT line (the store makes the lines when the record is read)."""
+    return invocation_row(
+        fv.name,
+        result.request_id,
+        started,
+        result.logs,
+        result.version,
+        result.duration_ms,
+        fv.memory_mb,
+        result.max_memory_used_mb,
+        result.init_duration_ms,
+    )
 
 
 def format_invocation_log(fv: FunctionVersion, result: InvocationResult) -> str:
-    """Return the whole log of one invocation as Lambda writes it to CloudWatch."""
-    rid = result.request_id
-    report = (
-        f"REPORT RequestId: {rid}\tDuration: {result.duration_ms:.2f} ms\t"
-        f"Billed Duration: {billed_ms(result.duration_ms)} ms\t"
-        f"Memory Size: {fv.memory_mb} MB\tMax Memory Used: {result.max_memory_used_mb} MB"
-    )
-    if result.init_duration_ms is not None:
-        report += f"\tInit Duration: {result.init_duration_ms:.2f} ms"
-    body = result.logs
-    if body and not body.endswith("\n"):
-        body += "\n"
-    return (
-        f"START RequestId: {rid} Version: {result.version}\n{body}END RequestId: {rid}\n{report}\n"
-    )
+    """Return the whole log of one invocation as Lambda writes it to CloudWatch (the same
+    text its stored record reads as)."""
+    return record_text(invocation_log_row(fv, result, 0.0))
