@@ -20,12 +20,17 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from conftest import ServerProcess, deploy, postgres_database, run_cli, unique, wait_for
 from pyfaas.control import LogQueryService
 from pyfaas.model import LogQuery, LogRecord
+from pyfaas.model.logs import milliseconds_text
 from pyfaas.store import Store, open_store
-from pyfaas.store.logs import invocation_row, log_row, record_of
+from pyfaas.store.logs import invocation_row, log_row, milliseconds_sql, record_of
 from pyfaas.telemetry import LogFeed, LogSweeper, LogWriter, RetentionPolicy
 from test_bad_input import assert_error
 
@@ -708,3 +713,16 @@ def test_an_invocation_record_reads_as_its_whole_log_and_is_searched_and_trimmed
             await store.close()
 
     asyncio.run(main())
+
+
+@given(us=st.integers(0, 10**12))
+@settings(deadline=None)  # pure arithmetic; a busy machine's pauses are not its failures
+def test_a_duration_reads_alike_in_python_and_in_the_sql_of_searches(us: int) -> None:
+    with sqlite3.connect(":memory:") as conn:
+        sql = milliseconds_sql(sa.literal(us, sa.BigInteger)).compile(
+            dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True}
+        )
+        (shown,) = conn.execute(f"SELECT {sql}").fetchone()
+    assert shown == milliseconds_text(us)
+    whole, _, hundredths = shown.partition(".")
+    assert len(hundredths) == 2 and abs(int(whole + hundredths) * 10 - us) <= 5

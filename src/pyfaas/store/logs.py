@@ -103,8 +103,9 @@ def record_of(row: LogRow, id_: int) -> LogRecord:
     return LogRecord(row[0], row[1], row[2], record_text(row), id_)
 
 
-def _milliseconds_sql(us: sa.ColumnElement[int]) -> sa.ColumnElement[str]:
-    # model.milliseconds_text in SQL, in integer arithmetic: the same text to the character.
+def milliseconds_sql(us: sa.ColumnElement[int]) -> sa.ColumnElement[str]:
+    """model.milliseconds_text in SQL, in integer arithmetic: the same text to the character,
+    on SQLite and PostgreSQL."""
     hundredths = (us + 5) // 10
     fraction = hundredths % 100
     return (
@@ -122,7 +123,7 @@ def _text_sql(output: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
         "REPORT RequestId: "
         + rid
         + "\tDuration: "
-        + _milliseconds_sql(_l.duration_us)
+        + milliseconds_sql(_l.duration_us)
         + " ms\tBilled Duration: "
         + sa.cast(_l.billed_ms, sa.Text)
         + " ms\tMemory Size: "
@@ -132,7 +133,7 @@ def _text_sql(output: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
         + " MB"
         + sa.case(
             (_l.init_us == 0, ""),
-            else_="\tInit Duration: " + _milliseconds_sql(_l.init_us) + " ms",
+            else_="\tInit Duration: " + milliseconds_sql(_l.init_us) + " ms",
         )
         + "\n"
     )
