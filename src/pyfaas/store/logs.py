@@ -90,7 +90,7 @@ def invocation_row(
 
 def record_text(row: Any) -> str:
     """The whole text of a stored record (a LogRow, or a row of the table)."""
-    (_, request_id, _, text, _, version, duration_us, billed, memory, max_memory, init) = row[:11]
+    (_, request_id, _, text, _, version, duration_us, billed, memory, max_memory, init) = row
     if duration_us is None:
         return str(text)
     return invocation_log_text(
@@ -116,8 +116,9 @@ def milliseconds_sql(us: sa.ColumnElement[int]) -> sa.ColumnElement[str]:
     )
 
 
-def _text_sql(output: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
-    """A record's whole text in SQL (record_text), with ``output`` in place of its text."""
+def _invocation_lines_sql(output: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """An invocation record's START, ``output``, END and REPORT lines in SQL
+    (model.invocation_log_text)."""
     rid = _l.request_id
     report = (
         "REPORT RequestId: "
@@ -149,13 +150,18 @@ def _text_sql(output: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
         + "\n"
         + report
     )
-    return sa.case((_l.duration_us.is_(None), _l.text), else_=lines)
+    return lines
+
+
+def _text_sql() -> sa.ColumnElement[str]:
+    """A record's whole text in SQL (record_text)."""
+    return sa.case((_l.duration_us.is_(None), _l.text), else_=_invocation_lines_sql(_l.text))
 
 
 def _trim_statement(sqlite: bool) -> sa.Delete:
     # Per function, the newest records whose sizes add up to the budget stay; older ones go.
     # An invocation's record counts the lines made around its output, not read from text.
-    lines = _text_sql(sa.literal(""))
+    lines = _invocation_lines_sql(sa.literal(""))
     made = sa.func.length(sa.cast(lines, sa.LargeBinary)) if sqlite else sa.func.octet_length(lines)
     size = _l.size + sa.case((_l.duration_us.is_(None), 0), else_=made)
     newest_first = (
@@ -231,7 +237,7 @@ class LogStore:
         if query.until is not None:
             select = select.where(_l.timestamp <= query.until)
         if query.contains:
-            text = _text_sql(_l.text)
+            text = _text_sql()
             select = select.where(_contains(text, query.contains, sqlite=self._sqlite))
         # The (function, id) index serves both directions; a tail reads backwards from the end.
         select = select.order_by(_l.id.desc() if query.tail else _l.id.asc()).limit(query.limit)
