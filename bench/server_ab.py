@@ -3,12 +3,14 @@ this one, in interleaved rounds.
 
     .venv/bin/python bench/server_ab.py --base ../main/.venv/bin [--rounds 4]
         [--requests 3000] [--seconds 3] [--batch-items 16] [--workloads c=1,c=32,map]
-        [--telemetry off|on|on-vs-off]
+        [--telemetry off|on|on-vs-off|metering-vs-off|logs-vs-off]
 
 Both servers run one no-op function, by default with PYFAAS_METERING=false and
 PYFAAS_INVOCATION_LOGS=false (the invoke path alone). ``--telemetry on`` runs both with
 metering and invocation logs on (what changes to them cost); ``on-vs-off`` runs the base with
-them off and the new one with them on (give the same install twice: what they cost). Each
+them off and the new one with them on (give the same install twice: what they cost);
+``metering-vs-off`` and ``logs-vs-off`` turn on only one of them in the new one (what each
+costs alone: one row stored per invocation instead of two). Each
 round measures, base then new then new then base ...:
   c=1     ``--requests`` invokes on one keep-alive connection: p50, p99
   c=32    32 connections for ``--seconds``: invocations/s, p50, p99
@@ -17,8 +19,10 @@ round measures, base then new then new then base ...:
           ``--seconds``: events/s
 each with the server process's CPU per invocation (user+system of its threads, not the
 workers', from /proc/PID/stat, over the invocations the server counted), which other load on
-a shared machine moves much less than it moves rates. Medians per install; others' CPU is the
-share of the machine that processes outside this benchmark used meanwhile.
+a shared machine moves much less than it moves rates, and the whole machine's busy CPU per
+invocation (every process and the kernel, from /proc/stat: the load generator and the workers
+too, and whatever else runs). Medians per install; others' CPU is the share of the machine
+that processes outside this benchmark used meanwhile.
 
 ``--callgrind N``: instead, each server runs under valgrind's callgrind, counting the
 instructions it executes (user space, all its threads; not the kernel's work) over N invokes
@@ -29,6 +33,7 @@ at c=32 and over N map-shaped events: a measure no other load on the machine mov
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -40,13 +45,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import loadgen
-from servers import BIN, HOST, NOOP_HANDLER, ForeignLoad, PyfaasServer, cpu_seconds
+from servers import BIN, HOST, NOOP_HANDLER, ForeignLoad, PyfaasServer, cpu_seconds, cpu_times
 
 OFF = {"PYFAAS_METERING": "false", "PYFAAS_INVOCATION_LOGS": "false"}
 TELEMETRY = {  # --telemetry: the environment of (base, new)
     "off": (OFF, OFF),
     "on": ({}, {}),
     "on-vs-off": (OFF, {}),
+    "metering-vs-off": (OFF, {"PYFAAS_INVOCATION_LOGS": "false"}),
+    "logs-vs-off": (OFF, {"PYFAAS_METERING": "false"}),
 }
 
 
@@ -56,17 +63,24 @@ class Round:
     p50_ms: float
     p99_ms: float
     cpu_us: float  # the server's CPU per invocation
+    machine_us: float  # the whole machine's busy CPU per invocation (every process, the kernel)
 
 
 def measure(server: PyfaasServer, run: Callable[[], loadgen.Figures], events: int) -> Round:
     """One round of ``run`` (requests of ``events`` invocations each) against ``server``,
     with its CPU per invocation (warm-up calls included on both sides of the ratio)."""
     calls0, cpu0 = server.stats("noop")["invocations"], cpu_seconds(server.pid)
+    busy0, _ = cpu_times()
     figures = run()
+    busy1, _ = cpu_times()
     cpu1, calls1 = cpu_seconds(server.pid), server.stats("noop")["invocations"]
     calls = max(1, calls1 - calls0)
     return Round(
-        figures.per_second * events, figures.p50_ms, figures.p99_ms, (cpu1 - cpu0) / calls * 1e6
+        figures.per_second * events,
+        figures.p50_ms,
+        figures.p99_ms,
+        (cpu1 - cpu0) / calls * 1e6,
+        (busy1 - busy0) / os.sysconf("SC_CLK_TCK") / calls * 1e6,
     )
 
 
@@ -181,19 +195,22 @@ def main() -> None:
                         print(
                             f"round {number} {label:4} {kind:5} {r.per_second:8,.0f}/s "
                             f"p50 {r.p50_ms:7.3f} p99 {r.p99_ms:8.3f} ms "
-                            f"server {r.cpu_us:5.0f} us/call",
+                            f"server {r.cpu_us:5.0f} machine {r.machine_us:5.0f} us/call",
                             flush=True,
                         )
         print(f"\nmedians of {args.rounds} rounds; others' CPU {others.fraction:.0%}")
-        print("| workload | install | calls/s | p50 ms | p99 ms | server CPU us/call |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| workload | install | calls/s | p50 ms | p99 ms | server CPU us/call "
+            "| machine CPU us/call |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for (kind, label), rounds in results.items():
             med = {
                 f: statistics.median(getattr(r, f) for r in rounds) for f in Round.__annotations__
             }
             print(
                 f"| {kind} | {label} | {med['per_second']:,.0f} | {med['p50_ms']:.3f} | "
-                f"{med['p99_ms']:.3f} | {med['cpu_us']:.0f} |"
+                f"{med['p99_ms']:.3f} | {med['cpu_us']:.0f} | {med['machine_us']:.0f} |"
             )
     finally:
         for server in servers.values():

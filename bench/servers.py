@@ -188,7 +188,7 @@ class PyfaasServer:
         return time.monotonic() - start
 
 
-def _cpu_times() -> tuple[int, int]:
+def cpu_times() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
@@ -197,9 +197,9 @@ def _cpu_times() -> tuple[int, int]:
 
 def machine_busy(seconds: float = 1.0) -> float:
     """Fraction (0-1) of the machine's CPU in use over the next ``seconds``."""
-    busy0, total0 = _cpu_times()
+    busy0, total0 = cpu_times()
     time.sleep(seconds)
-    busy1, total1 = _cpu_times()
+    busy1, total1 = cpu_times()
     return (busy1 - busy0) / max(1, total1 - total0)
 
 

@@ -31,9 +31,9 @@ TICK_S = 0.05
 
 
 async def _drive(mode: str, count: int, per_tick: int) -> None:
+    from noop_invocations import noop_result, noop_version
+
     from pyfaas.metering.writer import UsageWriter
-    from pyfaas.model import FunctionVersion, InvocationResult
-    from pyfaas.model.invocation import new_request_id
     from pyfaas.server.runner import GC_YOUNG_THRESHOLD
     from pyfaas.store import open_store
     from pyfaas.telemetry import LogWriter
@@ -50,16 +50,10 @@ async def _drive(mode: str, count: int, per_tick: int) -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-        fv = FunctionVersion(
-            name="noop", version="$LATEST", handler="app.handler", runtime="python3.11",
-            memory_mb=128, timeout_s=3, environment=(), code_sha256="0" * 64, code_dir=tmp,
-        )  # fmt: skip
+        fv = noop_version(tmp)
         for start in range(0, count, per_tick):
             for _ in range(min(per_tick, count - start)):
-                result = InvocationResult(
-                    request_id=new_request_id(), body=b"{}", duration_ms=0.12,
-                    max_memory_used_mb=20, cpu_ms=0.1,
-                )  # fmt: skip
+                result = noop_result()
                 started = time.time()
                 if mode in ("logs", "both"):
                     logs.submit_invocation(fv, result, started)
