@@ -409,6 +409,38 @@ def test_a_follower_that_falls_behind_catches_up_from_the_store(tmp_path: Path) 
     asyncio.run(main())
 
 
+def test_the_log_writer_writes_often_only_while_someone_follows(tmp_path: Path) -> None:
+    """Without followers a batch waits for the long interval (an hour here); a follower makes
+    the writer store and hand over what waits within its short one; once it leaves, records
+    wait again."""
+
+    async def main() -> None:
+        store = await open_store(f"sqlite:///{tmp_path / 'pyfaas.db'}")
+        writer = LogWriter(store, interval_s=3600, followed_interval_s=0.02)
+        await writer.start()
+        try:
+            writer.submit(LogRecord("f", "r0", time.time(), "before\n"))
+            await asyncio.sleep(0.3)
+            assert await store.logs.search(LogQuery("f")) == []
+            with writer.feed.subscribe("f") as follower:
+                batch = await follower.next_batch(5)
+                assert batch is not None and [r.request_id for r in batch] == ["r0"]
+                writer.submit(LogRecord("f", "r1", time.time(), "during\n"))
+                batch = await follower.next_batch(5)
+                assert batch is not None and [r.request_id for r in batch] == ["r1"]
+            writer.submit(LogRecord("f", "r2", time.time(), "after\n"))
+            await asyncio.sleep(0.3)
+            stored = await store.logs.search(LogQuery("f"))
+            assert [r.request_id for r in stored] == ["r0", "r1"]
+            await writer.flush()
+            assert len(await store.logs.search(LogQuery("f"))) == 3
+        finally:
+            await writer.close()
+            await store.close()
+
+    asyncio.run(main())
+
+
 def test_past_max_pending_records_whole_invocation_logs_are_dropped_and_counted(
     tmp_path: Path,
 ) -> None:

@@ -711,3 +711,30 @@ def test_a_batch_writer_writes_what_came_during_a_write_at_its_next_tick_not_at_
         assert written == [[1, 2], [3]]
 
     asyncio.run(main())
+
+
+def test_a_batch_writer_asks_its_interval_before_each_wait_and_retime_cuts_a_wait() -> None:
+    written: list[list[int]] = []
+    interval = [3600.0]
+
+    async def main() -> None:
+        done = asyncio.Event()
+
+        async def write(batch: list[int]) -> None:
+            written.append(batch)
+            done.set()
+
+        writer = BatchWriter(write, name="retimed", interval_s=lambda: interval[0])
+        await writer.start()
+        try:
+            writer.submit(1)
+            await asyncio.sleep(0.3)
+            assert written == []  # waiting for the next multiple of an hour
+            interval[0] = 0.02
+            writer.retime()
+            await asyncio.wait_for(done.wait(), 5)
+            assert written == [[1]]
+        finally:
+            await writer.close()
+
+    asyncio.run(main())

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from pyfaas.model import FunctionVersion, InvocationResult, UsageRecord
 from pyfaas.model.usage import CRASH, ERROR, SUCCESS, TIMEOUT, billed_ms
-from pyfaas.store.batches import BatchWriter
+from pyfaas.store.batches import WRITE_INTERVAL_S, BatchWriter
 from pyfaas.store.usage import UsageStore
 
 log = logging.getLogger("pyfaas.metering")
@@ -80,8 +80,8 @@ class UsageWriter(BatchWriter[_Invocation]):
         self,
         store: UsageStore,
         *,
-        interval_s: float = 0.05,
-        max_batch: int = 1000,
+        interval_s: float = WRITE_INTERVAL_S,
+        max_batch: int = 10_000,
         listeners: Sequence[UsageListener] = (),
     ) -> None:
         super().__init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from pyfaas.model import LogRecord
 from pyfaas.store.logs import LogRow, record_of
@@ -84,6 +84,9 @@ class LogFeed:
         self._max_records = max_records
         self._max_bytes = max_bytes
         self._closed = False
+        # Called when the first follower comes or the last one goes (the LogWriter writes
+        # more often while someone follows).
+        self.on_followed: Callable[[], None] | None = None
 
     def close(self) -> None:
         """End every subscription, now and from now on (the server is stopping)."""
@@ -98,7 +101,10 @@ class LogFeed:
         sub = Subscription(function, self._max_records, self._max_bytes)
         if self._closed:
             sub.close()
+        first = not self._subscribers
         self._subscribers.setdefault(function, set()).add(sub)
+        if first and self.on_followed is not None:
+            self.on_followed()
         try:
             yield sub
         finally:
@@ -107,6 +113,8 @@ class LogFeed:
                 subs.discard(sub)
                 if not subs:
                     del self._subscribers[function]
+                    if not self._subscribers and self.on_followed is not None:
+                        self.on_followed()
 
     def publish(self, records: Iterable[LogRecord]) -> None:
         """Hand stored records (ids assigned, ascending) to their followers; never blocks."""
@@ -125,6 +133,10 @@ class LogFeed:
         self.publish(
             record_of(row, id_) for row, id_ in zip(rows, ids, strict=True) if row[0] in subscribers
         )
+
+    def followed(self) -> bool:
+        """Whether anyone follows any function."""
+        return bool(self._subscribers)
 
     def followers(self) -> int:
         return sum(len(subs) for subs in self._subscribers.values())
