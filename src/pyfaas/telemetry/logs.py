@@ -62,7 +62,7 @@ class LogWriter:
         followed_interval_s: float = FOLLOWED_INTERVAL_S,
         max_batch: int = 10_000,
         max_pending_bytes: int = 64 * 1024 * 1024,
-        max_pending_records: int = 100_000,
+        max_pending_records: int = 50_000,
         feed: LogFeed | None = None,
     ) -> None:
         self._sink = sink
