@@ -102,9 +102,9 @@ class BatchWriter(Generic[T]):
 
     async def _until_next_tick(self) -> None:
         # Up to the next multiple of the interval on the loop's clock, not an interval from
-        # now: writers with the same interval (usage records, logs), or one a multiple of the
-        # other, then flush in the same turn of the loop, and share a transaction
-        # (Transactions.in_thread).
+        # now: writers with the same interval (usage records, logs) then flush in the same
+        # turn of the loop, and share a transaction (Transactions.in_thread). A retime()
+        # meanwhile: the wait is worked out again with the interval asked anew.
         loop = asyncio.get_running_loop()
         while True:
             self._retimed.clear()
