@@ -137,6 +137,3 @@ class LogFeed:
     def followed(self) -> bool:
         """Whether anyone follows any function."""
         return bool(self._subscribers)
-
-    def followers(self) -> int:
-        return sum(len(subs) for subs in self._subscribers.values())
